@@ -1,0 +1,78 @@
+"""The exception hierarchy of the sandbox.
+
+Every error the sandbox raises on purpose derives from :class:`SandboxError`. User errors also inherit the
+matching built-in (``ValueError``, ``PermissionError``, ...), so ``except ValueError`` keeps working for callers
+that do not know the sandbox. :class:`InternalError` marks a bug in the sandbox itself, never a user mistake.
+
+Messages state the numbers involved and name the fix.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SandboxError",
+    "SchemaError",
+    "PolicyError",
+    "ScenarioError",
+    "QueryError",
+    "BudgetExceededError",
+    "NotFoundError",
+    "AuthError",
+    "FairnessInputError",
+    "ReleaseError",
+    "IntegrityError",
+    "OutputPathError",
+    "InternalError",
+]
+
+
+class SandboxError(Exception):
+    """Root of every error the sandbox raises on purpose."""
+
+
+class SchemaError(SandboxError, ValueError):
+    """A public schema is malformed, or data does not match its schema."""
+
+
+class PolicyError(SandboxError, ValueError):
+    """A policy file is malformed; the message names the field and the fix."""
+
+
+class ScenarioError(SandboxError, ValueError):
+    """A synthetic-population scenario file is malformed; the message names the field and the fix."""
+
+
+class QueryError(SandboxError, ValueError):
+    """A query is not allowed: unknown column, wrong type, invalid epsilon, forbidden feature..."""
+
+
+class BudgetExceededError(SandboxError, ValueError):
+    """A query would spend more privacy budget than remains."""
+
+
+class NotFoundError(SandboxError, LookupError):
+    """A dataset, result, request or run does not exist."""
+
+
+class AuthError(SandboxError, PermissionError):
+    """A token is missing, malformed, unknown, or its role may not perform the action."""
+
+
+class FairnessInputError(SandboxError, ValueError):
+    """Inputs to a fairness audit are inconsistent (lengths, labels, missing groups...)."""
+
+
+class ReleaseError(SandboxError, ValueError):
+    """A release request or review action is refused by the gate or the workflow."""
+
+
+class IntegrityError(SandboxError):
+    """A hash chain, an outbox file or a ledger entry does not match what was recorded."""
+
+
+class OutputPathError(SandboxError, OSError):
+    """An output location cannot be written; the message names the path and the fix."""
+
+
+class InternalError(SandboxError, RuntimeError):
+    """An internal invariant failed. This is probably a bug in the sandbox: please report it."""
