@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= workspace
-HOUSEHOLDS ?= 50000
+HOUSEHOLDS ?= 1000000
 
 .PHONY: help venv demo test test-fast lint format bench attack sysdeps clean
 
@@ -22,7 +22,7 @@ venv: $(STAMP)  ## create .venv and install the sandbox with its test tools
 sysdeps:  ## system packages the tests need (Chromium for browser tests, PostgreSQL for the ledger test)
 	bash scripts/sysdeps.sh
 
-demo: $(STAMP)  ## generate a population and show its calibration (grows into the full study)
+demo: $(STAMP)  ## population, vault, study 03 via `sandbox run`, release request and fairness report (~1-3 min)
 	$(BIN)/sandbox demo --workspace $(WORKSPACE) --households $(HOUSEHOLDS)
 
 test: $(STAMP) sysdeps  ## the whole test suite

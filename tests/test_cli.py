@@ -35,8 +35,14 @@ def test_policy_error_is_a_clean_message(tmp_path: Path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("budget: {epsilon_per_dataset: 0}\n")
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from sandbox.cli import main; sys.exit(main())", "policy", "check",
-         str(bad)],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from sandbox.cli import main; sys.exit(main())",
+            "policy",
+            "check",
+            str(bad),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -44,7 +44,7 @@ def test_invalid_policy_names_the_field(tmp_path: Path, data: dict[str, object],
 
 
 def test_missing_file_names_path(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="Cannot read policy file .*nope.yaml"):
+    with pytest.raises(PolicyError, match=r"Cannot read policy file .*nope\.yaml"):
         load_policy(tmp_path / "nope.yaml")
 
 

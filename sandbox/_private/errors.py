@@ -22,6 +22,8 @@ __all__ = [
     "ReleaseError",
     "IntegrityError",
     "OutputPathError",
+    "StudyError",
+    "StudyRunError",
     "InternalError",
 ]
 
@@ -72,6 +74,14 @@ class IntegrityError(SandboxError):
 
 class OutputPathError(SandboxError, OSError):
     """An output location cannot be written; the message names the path and the fix."""
+
+
+class StudyError(SandboxError, ValueError):
+    """A study notebook or its parameters are invalid (no parameters cell, unknown name, wrong type...)."""
+
+
+class StudyRunError(SandboxError, RuntimeError):
+    """A study run failed: a cell raised, the kernel died or the vault was not reachable."""
 
 
 class InternalError(SandboxError, RuntimeError):

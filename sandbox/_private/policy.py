@@ -124,9 +124,7 @@ class FairnessRules(_Section):
                 raise ValueError(f"intersection {list(combo)} needs at least two attributes")
             unknown = [a for a in combo if a not in known]
             if unknown:
-                raise ValueError(
-                    f"intersection {list(combo)} names {unknown}, which are not in protected_attributes"
-                )
+                raise ValueError(f"intersection {list(combo)} names {unknown}, which are not in protected_attributes")
         return self
 
 
@@ -152,13 +150,13 @@ class Policy(_Section):
     version: Literal[1] = 1
     name: str = "default"
     privacy_unit: Literal["household", "person"] = "household"
-    budget: BudgetRules = Field(default_factory=BudgetRules)  # type: ignore[arg-type]
-    contribution: ContributionRules = Field(default_factory=ContributionRules)  # type: ignore[arg-type]
-    disclosure: DisclosureRules = Field(default_factory=DisclosureRules)  # type: ignore[arg-type]
-    fairness: FairnessRules = Field(default_factory=FairnessRules)  # type: ignore[arg-type]
+    budget: BudgetRules = Field(default_factory=BudgetRules)
+    contribution: ContributionRules = Field(default_factory=ContributionRules)
+    disclosure: DisclosureRules = Field(default_factory=DisclosureRules)
+    fairness: FairnessRules = Field(default_factory=FairnessRules)
     forbidden_features: tuple[str, ...] = ("nationality",)
-    review: ReviewRules = Field(default_factory=ReviewRules)  # type: ignore[arg-type]
-    limits: LimitRules = Field(default_factory=LimitRules)  # type: ignore[arg-type]
+    review: ReviewRules = Field(default_factory=ReviewRules)
+    limits: LimitRules = Field(default_factory=LimitRules)
     sha256: str = Field("", description="sha256 of the file the policy was loaded from (set by the loader)")
 
     @classmethod
@@ -186,7 +184,7 @@ def _explain(exc: ValidationError, source: str) -> str:
 
 
 def default_policy_path() -> Path:
-    """The policy shipped with the sandbox: ``policies/default.yaml`` at the top of the checkout.
+    """Return the policy shipped with the sandbox: ``policies/default.yaml`` at the top of the checkout.
 
     The sandbox is installed editable (``pip install -e .``), so the checkout's ``policies/`` folder is the
     one the package reads.

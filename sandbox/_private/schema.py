@@ -77,9 +77,7 @@ class Column:
     def __post_init__(self) -> None:
         _check_name(self.name, "Column")
         if self.kind not in _KINDS:
-            raise SchemaError(
-                f"Column {self.name!r} has kind {self.kind!r}; use one of {', '.join(_KINDS)}."
-            )
+            raise SchemaError(f"Column {self.name!r} has kind {self.kind!r}; use one of {', '.join(_KINDS)}.")
         if not self.label_nl or not self.label_en:
             raise SchemaError(f"Column {self.name!r} needs both label_nl and label_en.")
         object.__setattr__(self, "categories", tuple(self.categories))
@@ -148,8 +146,7 @@ class Column:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Column:
         """Build a column from its JSON form; unknown keys are an error."""
-        allowed = {"name", "kind", "label_nl", "label_en", "lower", "upper", "categories", "nullable",
-                   "description"}
+        allowed = {"name", "kind", "label_nl", "label_en", "lower", "upper", "categories", "nullable", "description"}
         if not isinstance(data, Mapping):
             raise SchemaError(f"A column must be a JSON object, got {type(data).__name__}.")
         extra = set(data) - allowed
@@ -255,7 +252,7 @@ class TableSchema:
         return name in self._index
 
     def column(self, name: str) -> Column:
-        """The column called ``name``; the error lists the columns that exist."""
+        """Return the column called ``name``; the error lists the columns that exist."""
         try:
             return self._index[name]
         except KeyError:
@@ -272,7 +269,7 @@ class TableSchema:
         return tuple(c for c in self.columns if c.is_numeric)
 
     def group_keys(self, column: str) -> tuple[Any, ...]:
-        """The public keys of a group-by column: its categories, or ``(False, True)`` for a bool."""
+        """Return the public keys of a group-by column: its categories, or ``(False, True)`` for a bool."""
         col = self.column(column)
         if col.kind == "category":
             return col.categories
@@ -316,13 +313,24 @@ class TableSchema:
         fmt = data.get("format")
         if fmt != SCHEMA_FORMAT:
             raise SchemaError(f"Schema format is {fmt!r}; this sandbox reads {SCHEMA_FORMAT!r}.")
-        allowed = {"format", "name", "label_nl", "label_en", "privacy_unit", "unit_column", "max_rows_per_unit",
-                   "primary_key", "description", "columns"}
+        allowed = {
+            "format",
+            "name",
+            "label_nl",
+            "label_en",
+            "privacy_unit",
+            "unit_column",
+            "max_rows_per_unit",
+            "primary_key",
+            "description",
+            "columns",
+        }
         extra = set(data) - allowed
         if extra:
             raise SchemaError(f"Schema has unknown keys {sorted(extra)}; allowed: {sorted(allowed)}.")
-        missing = {"name", "label_nl", "label_en", "privacy_unit", "unit_column", "max_rows_per_unit",
-                   "columns"} - set(data)
+        missing = {"name", "label_nl", "label_en", "privacy_unit", "unit_column", "max_rows_per_unit", "columns"} - set(
+            data
+        )
         if missing:
             raise SchemaError(f"Schema is missing {sorted(missing)}.")
         cols = data["columns"]
@@ -369,5 +377,5 @@ class TableSchema:
         return p
 
     def select(self, names: Iterable[str]) -> tuple[Column, ...]:
-        """The named columns, in the order given (each checked to exist)."""
+        """Return the named columns, in the order given (each checked to exist)."""
         return tuple(self.column(n) for n in names)

@@ -1,10 +1,11 @@
 """The ``sandbox`` command: thin wrappers that parse arguments, call the library and turn errors into messages.
 
-Each command group lives in its own module and is registered in :func:`_register`.
+Each command group lives in its own module, listed in ``_COMMANDS`` and imported when it runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -14,7 +15,41 @@ from .._private.errors import InternalError, SandboxError
 __all__ = ["main", "cli", "run"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# command name -> "module:attribute" of its click command; a module is imported only when its command runs (or
+# when --help lists the commands), so `sandbox run` does not pay for scikit-learn or the vault's web stack.
+_COMMANDS: dict[str, str] = {
+    "budget": "._dataset:budget",
+    "dataset": "._dataset:dataset",
+    "demo": "._demo:demo",
+    "lab": "._study:lab",
+    "policy": "._policy:policy",
+    "rerun": "._study:rerun",
+    "review": "._review:review",
+    "run": "._study:run",
+    "synth": "._synth:synth",
+    "vault": "._vault:vault",
+    "verify": "._verify:verify",
+}
+
+
+class _LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*_COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module, __name__), attr)
+        if not isinstance(command, click.Command):
+            raise InternalError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="dutch-analysis-sandbox", prog_name="sandbox")
 def cli() -> None:
     """Analysis sandbox for Dutch poverty and debt data.
@@ -22,15 +57,6 @@ def cli() -> None:
     Generate synthetic populations, run the vault, query it with differential privacy, audit models for
     fairness, and review releases.
     """
-
-
-def _register() -> None:
-    from ._policy import policy
-
-    cli.add_command(policy)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

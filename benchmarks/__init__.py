@@ -1,0 +1,1 @@
+"""Reproducible performance runs against peers, side by side; ``python -m benchmarks`` runs them all."""

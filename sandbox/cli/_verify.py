@@ -1,0 +1,31 @@
+"""``sandbox verify``: check the audit log's hash chain and every outbox file."""
+
+from __future__ import annotations
+
+import click
+
+from .._private.errors import IntegrityError
+from .._private.gate.auditlog import Head
+from .._private.gate.verify import verify_workspace
+
+
+@click.command("verify")
+@click.option(
+    "--workspace",
+    default="workspace",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The workspace whose vault/audit.jsonl and outbox/ are checked.",
+)
+@click.option("--head-seq", type=int, default=None, help="Expected head seq (as anchored in the ledger).")
+@click.option("--head-hash", default=None, help="Expected head hash (with --head-seq).")
+def verify(workspace: str, head_seq: int | None, head_hash: str | None) -> None:
+    """Recompute the audit log's chain and the outbox hashes; exit 2 and name the first broken link."""
+    if (head_seq is None) != (head_hash is None):
+        raise click.UsageError("give both --head-seq and --head-hash, or neither.")
+    head = Head(head_seq, head_hash) if head_seq is not None and head_hash is not None else None
+    report = verify_workspace(workspace, head)
+    for line in report.lines():
+        click.echo(line, err=line.startswith(("BROKEN", "FAILED")))
+    if not report.ok:
+        raise IntegrityError(f"verify failed; first broken link: {report.first_problem}")

@@ -1,0 +1,33 @@
+"""Fairness audit of binary classifiers: group metrics, disparities, verdict per policy, proxies, report.
+
+Every number comes with a bootstrap interval computed from per-group confusion counts, so the same audit runs on
+predictions (:func:`audit_predictions`) and on DP-noised counts released by the vault (:func:`audit_from_counts`).
+Point estimates equal fairlearn's ``MetricFrame``; where a rate is undefined the audit says so and why.
+"""
+
+from __future__ import annotations
+
+from ._private.audit import FairnessAudit, audit_from_counts, audit_predictions, confusion_counts
+from ._private.counts import CountTable, FacetCounts
+from ._private.mitigation import MitigationResult, mitigate
+from ._private.proxies import ProxyReport, check_forbidden_features, proxy_check
+from ._private.verdict import Verdict
+
+__all__ = [
+    # the audit
+    "audit_predictions",
+    "audit_from_counts",
+    "FairnessAudit",
+    "Verdict",
+    # counts (for the vault)
+    "CountTable",
+    "FacetCounts",
+    "confusion_counts",
+    # features: direct and indirect distinction
+    "proxy_check",
+    "ProxyReport",
+    "check_forbidden_features",
+    # mitigation on dummy or public data
+    "mitigate",
+    "MitigationResult",
+]

@@ -1,0 +1,78 @@
+"""From a disparity, its interval and the policy's thresholds to pass / review / fail, with the reason.
+
+The rule (it is printed in every report, section "significance"):
+
+* **fail** — the gap exceeds the fail threshold *and* its interval excludes 0 (the groups really differ);
+* **review** — the gap exceeds the fail threshold but its interval includes 0 (not significant: a reviewer
+  judges, more data may settle it); or the gap exceeds the review threshold; or the gap is below the review
+  threshold but its interval reaches beyond the fail threshold (inconclusive: the data cannot show the model is
+  fair); or a group is too small, suppressed, or has an undefined rate (the verdict cannot rest on all groups);
+* **pass** — the gap is at most the review threshold and its interval stays below the fail threshold, with every
+  group large enough and every rate defined.
+
+The overall verdict is the worst verdict of the disparities that the policy's fairness definition makes
+decisive; the other disparities are reported with their own verdict but do not decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..._private.errors import FairnessInputError
+from ..._private.policy import MetricThreshold
+
+__all__ = ["STATUSES", "Verdict", "judge", "worst", "SIGNIFICANCE_RULE"]
+
+STATUSES = ("pass", "review", "fail")
+SIGNIFICANCE_RULE = (__doc__ or "").split("The rule", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A verdict with the reasons behind it; ``str(verdict)`` is the status."""
+
+    status: str
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise FairnessInputError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
+
+    def __str__(self) -> str:
+        return self.status
+
+    @property
+    def reason(self) -> str:
+        """All reasons in one sentence-separated string."""
+        return "; ".join(self.reasons)
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """Return the most severe of the statuses (``'pass'`` for none)."""
+    return max(statuses, key=STATUSES.index, default="pass")
+
+
+def judge(
+    label: str, difference: float, low: float, high: float, threshold: MetricThreshold | None, issues: Sequence[str]
+) -> Verdict:
+    """Verdict on one disparity (``label`` names it in the reason), following the rule in this module's docstring."""
+    if difference != difference:  # NaN: fewer than two usable groups
+        return Verdict("review", (f"{label}: not computable", *issues))
+    if threshold is None:
+        return Verdict("review", (f"{label}: the policy sets no threshold for it; add one under fairness.thresholds",))
+    d, r, f = difference, threshold.review, threshold.fail
+    ci = f"{label} {d:.3f} (interval {low:.3f} to {high:.3f})"
+    if d > f and low > 0:
+        status, why = "fail", f"{ci} exceeds the fail threshold {f:g} and its interval excludes 0"
+    elif d > f:
+        status, why = "review", f"{ci} exceeds the fail threshold {f:g}, but its interval includes 0 (not significant)"
+    elif d > r:
+        status, why = "review", f"{ci} exceeds the review threshold {r:g}"
+    elif high > f:
+        status, why = "review", f"{ci} is within {r:g}, but its interval reaches beyond the fail threshold {f:g}"
+    else:
+        status, why = "pass", f"{ci} is within the review threshold {r:g}"
+    if issues and status == "pass":
+        status = "review"
+    return Verdict(status, (why, *issues))

@@ -1,0 +1,1 @@
+"""The adversarial suite: one module per attack; see SECURITY.md."""

@@ -1,0 +1,38 @@
+"""Unit tests of the vault's service layer in-process (the system tests go through the real process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_policy
+
+from sandbox._private.errors import IntegrityError
+from sandbox._private.vault.server import open_service
+
+
+def test_tampered_data_file_is_refused_and_nothing_charged(small_population: Path, tmp_path: Path) -> None:
+    svc = open_service(tmp_path / "ws", policy=write_policy(tmp_path / "p.yaml", epsilon_per_dataset=5.0))
+    rec = svc.registry.add(
+        "households", small_population / "households.parquet", small_population / "schema" / "households.json"
+    )
+    svc.tokens.create("ann", "analyst")
+    caller = svc.tokens.list()[0]
+    Path(rec.path).write_bytes(Path(rec.path).read_bytes() + b"\0")
+    with pytest.raises(IntegrityError, match=r"changed after registration\. Restore it or register a new version"):
+        svc.query({"dataset": "households", "kind": "count", "epsilon": 0.5}, caller, None)
+    assert svc.ledger.charges() == []
+
+
+def test_private_part_is_stored_but_never_returned(small_population: Path, tmp_path: Path) -> None:
+    svc = open_service(tmp_path / "ws")
+    svc.registry.add_population(small_population)
+    svc.tokens.create("ann", "analyst")
+    caller = svc.tokens.list()[0]
+    out = svc.query(
+        {"dataset": "persons", "kind": "sum", "column": "income", "by": ["gender"], "epsilon": 1.0}, caller, "run-7"
+    )
+    row = svc.ledger.result(out["id"])
+    assert '"units"' in row.private_json and '"top1"' in row.private_json  # what the gate's SDC checks need
+    assert "units" not in str(out) and "top1" not in str(out)
+    assert out["run_id"] == "run-7" and out["mechanism"] == "Laplace" and out["epsilon_remaining"] == 9.0
