@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _crash import fork, kill_and_read
 
 from sandbox._private.gate.auditlog import read_entries
 from sandbox._private.gate.service import ReleaseService
@@ -29,32 +28,6 @@ from sandbox._private.policy import Policy
 ALICE, BOB, ADMIN = Actor("alice", "analyst"), Actor("bob", "reviewer"), Actor("root", "admin")
 # `make test` runs 100 releases; SANDBOX_CRASH_RELEASES=200 the full case (passed in 16-133 s, by load).
 RELEASES = int(os.environ.get("SANDBOX_CRASH_RELEASES", "100"))
-
-
-def fork(target: Callable[..., None], *args: object) -> tuple[int, int]:
-    """Run ``target(write_fd, *args)`` in a forked child; return its pid and the read end of its pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child never returns
-        os.close(r)
-        code = 0
-        try:
-            target(w, *args)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(w)
-    return pid, r
-
-
-def kill_and_read(pid: int, fd: int) -> bytes:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
 
 
 def release_forever(progress: int, root: Path, limit: int) -> None:

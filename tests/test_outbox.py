@@ -8,14 +8,13 @@ import json
 import os
 import random
 import shutil
-import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from _crash import fork, kill_and_read
 
 from sandbox._private.errors import ReleaseError
 from sandbox._private.gate.auditlog import AuditLog, read_entries, verify_log
@@ -203,32 +202,6 @@ def test_recover_removes_unfinished_and_records_unlogged(tmp_path: Path) -> None
     (event,) = read_entries(log.path)
     assert event.payload["recovered"] is True and event.type == "release"
     assert verify_outbox(outbox, read_entries(log.path)) == [] and recover_outbox(outbox, log) == []
-
-
-def fork(target: Callable[..., None], *args: object) -> tuple[int, int]:
-    """Run ``target(write_fd, *args)`` in a forked child; return its pid and the read end of its pipe."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child never returns
-        os.close(r)
-        code = 0
-        try:
-            target(w, *args)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(w)
-    return pid, r
-
-
-def kill_and_read(pid: int, fd: int) -> bytes:
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
 
 
 def publish_forever(progress: int, root: Path, start: int, limit: int) -> None:
