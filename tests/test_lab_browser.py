@@ -58,9 +58,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 
 
 def _run_all_cells(page: Any, attempts: int = 6) -> None:
-    """Run > Run All Cells, retried until a prompt shows execution (the menu item is inert until the kernel is)."""
+    """Run > Run All Cells, retried until every code cell is queued or done.
+
+    The menu item is inert until the kernel is ready, and a click while the notebook is still settling has been
+    seen to run only the first cell; so success means no code cell is left with an empty prompt ``[ ]``.
+    """
     started = (
-        "() => [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+        "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
+        " return p.length > 0 && p.every(x => /\\[(\\*|\\d+)\\]/.test(x.textContent)); }"
     )
     for _ in range(attempts):
         page.click(".lm-MenuBar-itemLabel:text-is('Run')")
