@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.policy import load_policy
-from sandbox._private.query import AggregateQuery
-from sandbox._private.schema import Column, TableSchema
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.policy import load_policy
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.shared.schema import Column, TableSchema
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.tabledata import TableData
 
 ROOT = Path(__file__).resolve().parent
 OPENDP_ENV = ROOT / ".envs" / "opendp"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._private.errors import (
+from ._private.shared.errors import (
     AuthError,
     BudgetExceededError,
     FairnessInputError,
@@ -30,47 +30,50 @@ from ._private.errors import (
     StudyError,
     StudyRunError,
 )
-from ._private.policy import Policy, load_policy
-from ._private.schema import Column, TableSchema
+from ._private.shared.policy import Policy, load_policy
+from ._private.shared.schema import Column, TableSchema
 
 if TYPE_CHECKING:
-    from ._private.client import Dataset, Workspace, connect
-    from ._private.client_results import AuditResult, DPResult, FittedModel
-    from ._private.conformance import check_frame
-    from ._private.dummy import dummy_frame
-    from ._private.gate.client import ReleaseRequest
-    from ._private.gate.verify import VerifyReport, verify_workspace
-    from ._private.modelspec import ModelSpec
-    from ._private.query import AggregateQuery
-    from ._private.studies.display import errorbar_plot
-    from ._private.studies.ipython_ext import load_ipython_extension, unload_ipython_extension
-    from ._private.studies.record import RunRecord
-    from ._private.studies.runner import rerun_study, run_study
+    from ._private.kernel.conformance import check_frame
+    from ._private.kernel.release import ReleaseRequest
+    from ._private.kernel.results import AuditResult, DPResult, FittedModel
+    from ._private.kernel.review import Reviewer, connect_reviewer
+    from ._private.kernel.studies.display import errorbar_plot
+    from ._private.kernel.studies.ipython_ext import load_ipython_extension, unload_ipython_extension
+    from ._private.kernel.studies.record import RunRecord
+    from ._private.kernel.studies.runner import rerun_study, run_study
+    from ._private.kernel.workspace import Dataset, Workspace, connect
+    from ._private.shared.dummy import dummy_frame
+    from ._private.shared.modelspec import ModelSpec
+    from ._private.shared.query import AggregateQuery
+    from ._private.vault.outbox.verify import VerifyReport, verify_workspace
     from .fairness import FairnessAudit, audit_predictions
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it (relative to this package)
 _LAZY: dict[str, str] = {
-    "Dataset": "._private.client",
-    "Workspace": "._private.client",
-    "connect": "._private.client",
-    "AuditResult": "._private.client_results",
-    "DPResult": "._private.client_results",
-    "FittedModel": "._private.client_results",
-    "check_frame": "._private.conformance",
-    "dummy_frame": "._private.dummy",
-    "ReleaseRequest": "._private.gate.client",
-    "VerifyReport": "._private.gate.verify",
-    "verify_workspace": "._private.gate.verify",
-    "ModelSpec": "._private.modelspec",
-    "AggregateQuery": "._private.query",
-    "errorbar_plot": "._private.studies.display",
-    "load_ipython_extension": "._private.studies.ipython_ext",
-    "unload_ipython_extension": "._private.studies.ipython_ext",
-    "RunRecord": "._private.studies.record",
-    "rerun_study": "._private.studies.runner",
-    "run_study": "._private.studies.runner",
+    "Dataset": "._private.kernel.workspace",
+    "Workspace": "._private.kernel.workspace",
+    "connect": "._private.kernel.workspace",
+    "AuditResult": "._private.kernel.results",
+    "DPResult": "._private.kernel.results",
+    "FittedModel": "._private.kernel.results",
+    "check_frame": "._private.kernel.conformance",
+    "dummy_frame": "._private.shared.dummy",
+    "ReleaseRequest": "._private.kernel.release",
+    "Reviewer": "._private.kernel.review",
+    "connect_reviewer": "._private.kernel.review",
+    "VerifyReport": "._private.vault.outbox.verify",
+    "verify_workspace": "._private.vault.outbox.verify",
+    "ModelSpec": "._private.shared.modelspec",
+    "AggregateQuery": "._private.shared.query",
+    "errorbar_plot": "._private.kernel.studies.display",
+    "load_ipython_extension": "._private.kernel.studies.ipython_ext",
+    "unload_ipython_extension": "._private.kernel.studies.ipython_ext",
+    "RunRecord": "._private.kernel.studies.record",
+    "rerun_study": "._private.kernel.studies.runner",
+    "run_study": "._private.kernel.studies.runner",
     "FairnessAudit": ".fairness",
     "audit_predictions": ".fairness",
 }
@@ -89,12 +92,14 @@ __all__ = [
     "FittedModel",
     "ModelSpec",
     "ReleaseRequest",
+    "Reviewer",
     "RunRecord",
     "VerifyReport",
     "Workspace",
     "audit_predictions",
     "check_frame",
     "connect",
+    "connect_reviewer",
     "dummy_frame",
     "errorbar_plot",
     "load_ipython_extension",

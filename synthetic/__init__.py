@@ -7,11 +7,11 @@ byte-identical Parquet output whatever the number of workers or the chunk size.
 
 from __future__ import annotations
 
-from ._categories import CATEGORIES, CATEGORY_LABELS
-from ._population import Population, generate_population, population_is_current, write_population
-from ._scenario import SHIPPED_SCENARIOS, Scenario, load_scenario
-from ._schemas import ground_truth_schema, population_schemas
-from ._summary import calibration_summary
+from synthetic._categories import CATEGORIES, CATEGORY_LABELS
+from synthetic._population import Population, generate_population, population_is_current, write_population
+from synthetic._scenario import SHIPPED_SCENARIOS, Scenario, load_scenario
+from synthetic._schemas import ground_truth_schema, population_schemas
+from synthetic._summary import calibration_summary
 
 __all__ = [
     "Scenario",

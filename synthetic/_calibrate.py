@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 
-from sandbox._private.errors import InternalError
+from sandbox import InternalError
 
 _MULTINOMIAL_ROWS = 40_000  # rows of the reference sample used to solve multinomial intercepts
 

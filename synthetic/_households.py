@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._calibrate import Calibrator, draw_grouped, draw_index, draw_rows, sigmoid
-from ._categories import codes
-from ._scenario import Scenario
+from synthetic._calibrate import Calibrator, draw_grouped, draw_index, draw_rows, sigmoid
+from synthetic._categories import codes
+from synthetic._scenario import Scenario
 
 __all__ = ["Ctx", "household_stages", "source_effects", "AGE_EDGES", "PENSION_AGE", "LANGUAGE_BY_MIGRATION", "vec"]
 

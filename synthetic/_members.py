@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._calibrate import draw_grouped, draw_index
-from ._households import PENSION_AGE, Ctx, language_probs, vec
+from synthetic._calibrate import draw_grouped, draw_index
+from synthetic._households import PENSION_AGE, Ctx, language_probs, vec
 
 __all__ = ["person_rows"]
 

@@ -10,8 +10,8 @@ from functools import partial
 
 import numpy as np
 
-from ._calibrate import bisect, sigmoid
-from ._households import Ctx, source_effects, vec
+from synthetic._calibrate import bisect, sigmoid
+from synthetic._households import Ctx, source_effects, vec
 
 __all__ = ["outcome_stages", "signal_rows", "CREDITORS_AMOUNT"]
 

@@ -19,11 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sandbox._private.errors import OutputPathError
-
-from ._generate import BLOCK_SIZE, TABLES, arrow_schema, check_arguments, iter_chunks
-from ._scenario import Scenario, load_scenario
-from ._schemas import ground_truth_schema, population_schemas
+from sandbox import OutputPathError
+from synthetic._generate import BLOCK_SIZE, TABLES, arrow_schema, check_arguments, iter_chunks
+from synthetic._scenario import Scenario, load_scenario
+from synthetic._schemas import ground_truth_schema, population_schemas
 
 __all__ = [
     "Population",

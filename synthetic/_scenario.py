@@ -26,9 +26,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sandbox._private.errors import ScenarioError
-
-from ._categories import codes
+from sandbox import ScenarioError
+from synthetic._categories import codes
 
 __all__ = ["Scenario", "load_scenario", "SHIPPED_SCENARIOS", "SCENARIO_DIR"]
 

@@ -7,9 +7,8 @@ never derived from generated rows; the generator clips (top-codes) its values to
 
 from __future__ import annotations
 
-from sandbox._private.schema import Column, TableSchema
-
-from ._categories import codes, describe
+from sandbox import Column, TableSchema
+from synthetic._categories import codes, describe
 
 __all__ = [
     "MAX_HOUSEHOLDS",

@@ -14,10 +14,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sandbox._private.errors import NotFoundError
-
-from ._population import Population
-from ._scenario import Scenario
+from sandbox import NotFoundError
+from synthetic._population import Population
+from synthetic._scenario import Scenario
 
 __all__ = ["calibration_summary"]
 

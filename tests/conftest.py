@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sandbox._private.schema import Column, TableSchema
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.shared.schema import Column, TableSchema
 from sandbox._private.vault.tokens import TokenStore
 
 MARKER_ID = 987_654_321
@@ -177,8 +177,8 @@ class VaultProcess:
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
-    def layout(self) -> VaultLayout:
-        return VaultLayout.create(self.workspace)
+    def layout(self) -> WorkspaceLayout:
+        return WorkspaceLayout.create(self.workspace)
 
     def token(self, role: str = "analyst", name: str | None = None) -> str:
         key = f"{role}:{name or role}"

@@ -15,11 +15,12 @@ import pytest
 from conftest import VaultProcess, register_population, write_policy
 
 import sandbox as sb
-from sandbox._private import spend
-from sandbox._private.client_launch import stop_local_vault
-from sandbox._private.client_results import DPResult
-from sandbox._private.ledger import Ledger
-from sandbox._private.vault.layout import VaultLayout, pid_alive
+from sandbox._private.kernel import spend
+from sandbox._private.kernel.launch import stop_local_vault
+from sandbox._private.kernel.results import DPResult
+from sandbox._private.shared.files import pid_alive
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.vault.ledger.ledger import Ledger
 
 pytestmark = pytest.mark.system
 
@@ -164,7 +165,7 @@ def test_connect_without_arguments_starts_and_reuses_a_local_vault(
     for var in ("SANDBOX_VAULT_URL", "SANDBOX_TOKEN", "SANDBOX_RUN_ID"):
         monkeypatch.delenv(var, raising=False)
     register_population(tmp_path / "workspace", small_population)
-    layout = VaultLayout(tmp_path.resolve() / "workspace")
+    layout = WorkspaceLayout(tmp_path.resolve() / "workspace")
     try:
         first = sb.connect()
         pid = json.loads(layout.discovery.read_text())["pid"]

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from sandbox._private.demo import DEMO_STATE, run_demo
-from sandbox._private.errors import StudyRunError
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.errors import StudyRunError
+from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.vault.server import open_service
 from sandbox.cli import cli
 
@@ -64,7 +64,7 @@ def test_demo_prints_run_release_and_fairness_report(demo_run: tuple[Path, str])
 
 def test_the_demo_stops_the_vault_it_started(demo_run: tuple[Path, str]) -> None:
     workspace, out = demo_run
-    assert VaultLayout.create(workspace).read_discovery() is None
+    assert WorkspaceLayout.create(workspace).read_discovery() is None
     assert "started by this demo" in out
 
 
@@ -79,16 +79,16 @@ def test_a_second_demo_reuses_everything_and_spends_nothing(demo_run: tuple[Path
     assert f"run id:           {again.run_id}" in first
     assert _budget_spent(workspace) == spent
     assert again.fairness_report.is_file()
-    assert VaultLayout.create(workspace).read_discovery() is None
+    assert WorkspaceLayout.create(workspace).read_discovery() is None
 
 
 def test_keep_vault_leaves_it_running(demo_run: tuple[Path, str]) -> None:
-    from sandbox._private.client_launch import stop_local_vault
+    from sandbox._private.kernel.launch import stop_local_vault
 
     workspace, _ = demo_run
     result = run_demo(workspace, HOUSEHOLDS, progress=False, keep_vault=True)
     try:
-        info = VaultLayout.create(workspace).read_discovery()
+        info = WorkspaceLayout.create(workspace).read_discovery()
         assert info is not None and info["url"] == result.vault_url
     finally:
         assert stop_local_vault(workspace)
@@ -109,4 +109,4 @@ def test_a_failing_study_is_reported_with_its_cell_and_its_record_kept(tmp_path:
         run_demo(other, HOUSEHOLDS, progress=False, notebook=path)
     records = [json.loads(p.read_text()) for p in (other / "runs").glob("*/record.json")]
     assert [r["status"] for r in records] == ["failed"]
-    assert VaultLayout.create(other).read_discovery() is None
+    assert WorkspaceLayout.create(other).read_discovery() is None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.layout import WorkspaceLayout
 
 pytestmark = pytest.mark.system
 
@@ -43,7 +43,7 @@ def blocks(name: str) -> list[tuple[str, str]]:
 
 def _stop_vaults(root: Path) -> None:
     for discovery in root.rglob("vault/vault.json"):
-        info = VaultLayout.create(discovery.parent.parent).read_discovery()
+        info = WorkspaceLayout.create(discovery.parent.parent).read_discovery()
         if info is not None:
             os.kill(int(info["pid"]), signal.SIGTERM)
 
@@ -110,7 +110,7 @@ def reviewer_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     population = synthetic.write_population(root / "population", 1_500, seed=5)
     open_service(root / "workspace").registry.add_population(population)
     # Start the vault from a child process, so this process holds no Popen of it; sb.connect() reuses it.
-    code = "import sys; from sandbox._private.client_launch import ensure_local_vault as e; e(sys.argv[1])"
+    code = "import sys; from sandbox._private.kernel.launch import ensure_local_vault as e; e(sys.argv[1])"
     subprocess.run([sys.executable, "-c", code, str(root / "workspace")], check=True, timeout=120)
     try:
         _submit_requests(root / "workspace")

@@ -29,11 +29,11 @@ from test_dp_tables import (
     truncate,
 )
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.errors import QueryError
-from sandbox._private.policy import LimitRules, Policy
-from sandbox._private.query import AggregateQuery
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.policy import LimitRules, Policy
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.tabledata import TableData
 
 EPS = 1e6
 

@@ -18,12 +18,12 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from test_dp_tables import engine_policy, households_frame, households_schema, persons_frame, persons_schema
 
-from sandbox._private.engine import DPEngine, FittedAnswer
-from sandbox._private.errors import QueryError
-from sandbox._private.model_params import design_matrix, predict_from_params, predict_proba_from_params
-from sandbox._private.modelspec import ModelSpec
-from sandbox._private.policy import Policy
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.model_params import design_matrix, predict_from_params, predict_proba_from_params
+from sandbox._private.shared.modelspec import ModelSpec
+from sandbox._private.shared.policy import Policy
+from sandbox._private.vault.dp.engine import DPEngine, FittedAnswer
+from sandbox._private.vault.dp.tabledata import TableData
 
 FEATURES = ("household_type", "income", "arrears", "n_children")
 ENGINE = DPEngine(engine_policy())
@@ -233,7 +233,7 @@ def test_privacy_leak_warnings_are_errors_inside_the_engine() -> None:
     from diffprivlib.models import GaussianNB as DPGaussianNB
     from diffprivlib.utils import PrivacyLeakWarning
 
-    from sandbox._private.mechanisms import no_privacy_leaks
+    from sandbox._private.vault.dp.mechanisms import no_privacy_leaks
 
     X, y = np.random.default_rng(0).random((50, 2)), np.arange(50) % 2
     with pytest.raises(PrivacyLeakWarning, match="Bounds have not been specified"), no_privacy_leaks():

@@ -25,10 +25,10 @@ from test_dp_tables import (
     persons_schema,
 )
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.mechanisms import noisy_vector
-from sandbox._private.query import AggregateQuery
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.mechanisms import noisy_vector
+from sandbox._private.vault.dp.tabledata import TableData
 
 RUNS = 5_000
 TOL = 0.06

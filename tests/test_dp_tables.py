@@ -14,10 +14,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from sandbox._private.errors import SchemaError
-from sandbox._private.policy import BudgetRules, ContributionRules, Policy
-from sandbox._private.schema import Column, TableSchema
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.errors import SchemaError
+from sandbox._private.shared.policy import BudgetRules, ContributionRules, Policy
+from sandbox._private.shared.schema import Column, TableSchema
+from sandbox._private.vault.dp.tabledata import TableData
 
 HOUSEHOLD_TYPES = ("single", "couple", "couple_children", "single_parent", "other")
 REGIONS = ("north", "south", "west")  # "west" never occurs: an empty group

@@ -9,16 +9,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sandbox._private.errors import NotFoundError, ReleaseError
-from sandbox._private.gate.gate import OpenItem, check_release
-from sandbox._private.ledger import ChargeRecord, canonical_json, public_json
-from sandbox._private.policy import Policy
+from sandbox._private.shared.canonical import canonical_json
+from sandbox._private.shared.errors import NotFoundError, ReleaseError
+from sandbox._private.shared.policy import Policy
+from sandbox._private.vault.gate.checks import OpenItem, check_release
+from sandbox._private.vault.ledger.ledger import ChargeRecord
 
 POLICY = Policy()
 
 
 def record(rid: str, kind: str, public: dict[str, Any], private: dict[str, Any], **kw: Any) -> ChargeRecord:
-    pub = public_json(public)
+    pub = canonical_json(public)
     fields = {
         "id": rid,
         "dataset": "households",

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from _crash import fork, kill_and_read
 
-from sandbox._private.gate.auditlog import read_entries
-from sandbox._private.gate.service import ReleaseService
-from sandbox._private.gate.workflow import Actor
-from sandbox._private.ledger import ComputedAnswer, DatasetRecord, Ledger
-from sandbox._private.policy import Policy
+from sandbox._private.shared.policy import Policy
+from sandbox._private.vault.gate.requests import ReleaseService
+from sandbox._private.vault.gate.workflow import Actor
+from sandbox._private.vault.ledger.ledger import ComputedAnswer, DatasetRecord, Ledger
+from sandbox._private.vault.outbox.journal import read_entries
 
 ALICE, BOB, ADMIN = Actor("alice", "analyst"), Actor("bob", "reviewer"), Actor("root", "admin")
 # `make test` runs 100 releases; SANDBOX_CRASH_RELEASES=200 the full case (passed in 16-133 s, by load).
@@ -53,7 +53,7 @@ def check_consistent(svc: ReleaseService) -> tuple[int, int]:
     assert report.ok, report.first_problem
     anchor = svc.anchor()
     assert anchor is not None and report.log.head is not None and report.log.head.seq >= anchor.seq
-    events = {e.payload["release_id"] for e in read_entries(svc.layout.audit_log) if e.type == "release"}
+    events = {e.payload["release_id"] for e in read_entries(svc.layout.journal) if e.type == "release"}
     folders = {p.name for p in svc.layout.outbox.iterdir()} if svc.layout.outbox.exists() else set()
     assert events == folders
     released = approved = 0

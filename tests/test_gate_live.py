@@ -19,13 +19,12 @@ import pytest
 import uvicorn
 from conftest import free_port, register_population
 
-from sandbox._private.client import Workspace
-from sandbox._private.errors import ReleaseError
-from sandbox._private.gate.client import release
-from sandbox._private.gate.routes import router
-from sandbox._private.ledger import ChargeRecord, ComputedAnswer
-from sandbox._private.policy import default_policy_path
-from sandbox._private.vault.app import create_app
+from sandbox._private.kernel.release import release
+from sandbox._private.kernel.workspace import Workspace
+from sandbox._private.shared.errors import ReleaseError
+from sandbox._private.shared.policy import default_policy_path
+from sandbox._private.vault.http.app import create_app
+from sandbox._private.vault.ledger.ledger import ChargeRecord, ComputedAnswer
 from sandbox._private.vault.server import open_service
 from sandbox.cli import main
 
@@ -71,7 +70,7 @@ def live(tmp_path: Path, small_population: Path) -> Iterator[Live]:
     register_population(workspace, small_population, policy)
     service = open_service(workspace, policy=policy)
     port = free_port()
-    config = uvicorn.Config(create_app(service, extra_routers=[router]), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
                             log_level="warning", access_log=False)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandbox._private.gate.routes import router
-from sandbox._private.ledger import ChargeRecord, ComputedAnswer, DatasetRecord
-from sandbox._private.vault.app import create_app
+from sandbox._private.vault.http.app import create_app
+from sandbox._private.vault.ledger.ledger import ChargeRecord, ComputedAnswer, DatasetRecord
 from sandbox._private.vault.server import open_service
 
 with warnings.catch_warnings():
@@ -28,7 +27,7 @@ class Vault:
         self.dataset = self.ledger.add_dataset(
             DatasetRecord("households", 1, "f" * 64, "s" * 64, "{}", str(root), 10.0, 1e-6, "2026-11-29")
         )
-        self.client = TestClient(create_app(self.service, extra_routers=[router]))
+        self.client = TestClient(create_app(self.service))
         self.tokens = {
             name: self.service.tokens.create(name, role)
             for name, role in [("alice", "analyst"), ("carol", "analyst"), ("bob", "reviewer"), ("erin", "reviewer")]

@@ -9,13 +9,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sandbox._private.errors import NotFoundError, ReleaseError
-from sandbox._private.gate import service as service_mod
-from sandbox._private.gate.auditlog import read_entries
-from sandbox._private.gate.service import ReleaseService
-from sandbox._private.gate.workflow import Actor
-from sandbox._private.ledger import ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
-from sandbox._private.policy import Policy
+from sandbox._private.shared.errors import NotFoundError, ReleaseError
+from sandbox._private.shared.policy import Policy
+from sandbox._private.vault.gate import requests as service_mod
+from sandbox._private.vault.gate.requests import ReleaseService
+from sandbox._private.vault.gate.workflow import Actor
+from sandbox._private.vault.ledger.ledger import ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from sandbox._private.vault.outbox.journal import read_entries
 
 ALICE = Actor("alice", "analyst")
 BOB, ERIN = Actor("bob", "reviewer"), Actor("erin", "reviewer")
@@ -102,7 +102,7 @@ def test_table_release_end_to_end(fx: Fixture) -> None:
     ]
     report = fx.svc.verify()
     assert report.ok and report.releases == 1
-    types = [e.type for e in read_entries(fx.svc.layout.audit_log)]
+    types = [e.type for e in read_entries(fx.svc.layout.journal)]
     assert types == [
         "ledger.charge",
         "request.create",
@@ -113,7 +113,7 @@ def test_table_release_end_to_end(fx: Fixture) -> None:
         "release",
         "request.state",
     ]
-    charge = read_entries(fx.svc.layout.audit_log)[0].payload
+    charge = read_entries(fx.svc.layout.journal)[0].payload
     assert (charge["id"], charge["epsilon"], charge["result_sha256"]) == (t.id, 0.5, t.result_sha256)
     assert fx.svc.sync_charges() == 0
     assert fx.svc.anchor() == report.log.head
@@ -162,7 +162,7 @@ def test_blocked_request_is_never_offered(fx: Fixture) -> None:
 
 def log_and_outbox(fx: Fixture) -> tuple[list[str], list[str]]:
     fx.svc.sync_charges()  # minting a result logs its charge; that is not part of the refused request
-    log = [e.hash for e in read_entries(fx.svc.layout.audit_log)]
+    log = [e.hash for e in read_entries(fx.svc.layout.journal)]
     outbox = fx.svc.layout.outbox
     return log, sorted(p.name for p in outbox.iterdir()) if outbox.exists() else []
 
@@ -295,16 +295,16 @@ def test_review_and_release_on_postgresql(tmp_path: Path, postgres: Any) -> None
 
 
 def test_verify_uses_the_ledger_anchor_when_the_file_anchor_is_rewritten(fx: Fixture) -> None:
-    from sandbox._private.gate.auditlog import Head
-    from sandbox._private.gate.verify import read_db_anchor, verify_workspace, write_anchor
+    from sandbox._private.vault.outbox.journal import Head
+    from sandbox._private.vault.outbox.verify import read_db_anchor, verify_workspace, write_anchor
 
     req = release(fx, [ref(fx.table())])
     fx.svc.act(req["id"], "comment", BOB, "ok")
     layout = fx.svc.layout
     assert read_db_anchor(layout.ledger) == fx.svc.anchor() and verify_workspace(layout.workspace).ok
-    lines = layout.audit_log.read_bytes().splitlines(keepends=True)
-    layout.audit_log.write_bytes(b"".join(lines[:-1]))  # cut the last entry ...
-    cut = read_entries(layout.audit_log)[-1]
-    write_anchor(layout.anchor, Head(cut.seq, cut.hash))  # ... and rewrite the file anchor to match
+    lines = layout.journal.read_bytes().splitlines(keepends=True)
+    layout.journal.write_bytes(b"".join(lines[:-1]))  # cut the last entry ...
+    cut = read_entries(layout.journal)[-1]
+    write_anchor(layout.journal_head, Head(cut.seq, cut.hash))  # ... and rewrite the file anchor to match
     report = verify_workspace(layout.workspace)
     assert not report.ok and "entries were removed" in str(report.first_problem)

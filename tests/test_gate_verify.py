@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._private.gate.auditlog import AuditLog, Head
-from sandbox._private.gate.outbox import ReleaseFile, publish_release
-from sandbox._private.gate.verify import GateLayout, read_anchor, verify_workspace, write_anchor
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.vault.outbox.files import ReleaseFile, publish_release
+from sandbox._private.vault.outbox.journal import AuditLog, Head
+from sandbox._private.vault.outbox.verify import read_anchor, verify_workspace, write_anchor
 from sandbox.cli import main
 
 
-def make_workspace(ws: Path, n: int = 3) -> GateLayout:
-    layout = GateLayout(ws)
-    log = AuditLog(layout.audit_log)
+def make_workspace(ws: Path, n: int = 3) -> WorkspaceLayout:
+    layout = WorkspaceLayout(ws)
+    log = AuditLog(layout.journal)
     for i in range(n):
         log.append("alice", "request.create", {"request_id": f"req-{i}"})
         publish_release(
@@ -33,7 +34,7 @@ def make_workspace(ws: Path, n: int = 3) -> GateLayout:
         )
     head = log.head()
     assert head is not None
-    write_anchor(layout.anchor, head)
+    write_anchor(layout.journal_head, head)
     return layout
 
 
@@ -52,7 +53,7 @@ def test_empty_workspace_verifies(tmp_path: Path) -> None:
 
 def test_every_byte_flip_anywhere_is_detected(tmp_path: Path) -> None:
     layout = make_workspace(tmp_path)
-    files = [layout.audit_log, *sorted(p for p in layout.outbox.rglob("*") if p.is_file())]
+    files = [layout.journal, *sorted(p for p in layout.outbox.rglob("*") if p.is_file())]
     rng = random.Random(5)
     for _ in range(200):
         target = rng.choice(files)
@@ -69,12 +70,12 @@ def test_every_byte_flip_anywhere_is_detected(tmp_path: Path) -> None:
 
 def test_first_broken_link_named_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     layout = make_workspace(tmp_path)
-    lines = layout.audit_log.read_bytes().splitlines(keepends=True)
+    lines = layout.journal.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b"req-1", b"req-X")
-    layout.audit_log.write_bytes(b"".join(lines))
+    layout.journal.write_bytes(b"".join(lines))
     report = verify_workspace(tmp_path)
     assert report.first_problem is not None
-    assert report.first_problem.startswith(f"audit log {layout.audit_log}: line 3 (seq 3): hash")
+    assert report.first_problem.startswith(f"audit log {layout.journal}: line 3 (seq 3): hash")
     assert main(["verify", "--workspace", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "FAILED: first broken link: audit log" in err and "line 3 (seq 3)" in err
@@ -82,10 +83,10 @@ def test_first_broken_link_named_and_exit_code(tmp_path: Path, capsys: pytest.Ca
 
 def test_cut_tail_detected_through_anchor(tmp_path: Path) -> None:
     layout = make_workspace(tmp_path)
-    anchor = read_anchor(layout.anchor)
+    anchor = read_anchor(layout.journal_head)
     assert anchor == Head(6, anchor.hash if anchor else "")
-    lines = layout.audit_log.read_bytes().splitlines(keepends=True)
-    layout.audit_log.write_bytes(b"".join(lines[:-1]))  # drops the last release event
+    lines = layout.journal.read_bytes().splitlines(keepends=True)
+    layout.journal.write_bytes(b"".join(lines[:-1]))  # drops the last release event
     report = verify_workspace(tmp_path)
     assert not report.ok
     assert "ends at seq 5 but the ledger anchors seq 6" in str(report.first_problem)

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.layout import WorkspaceLayout
 
 pytestmark = [pytest.mark.browser, pytest.mark.system]
 
@@ -52,7 +52,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
-        info = VaultLayout.create(ws).read_discovery()
+        info = WorkspaceLayout.create(ws).read_discovery()
         if info is not None:
             os.kill(int(info["pid"]), signal.SIGTERM)
 

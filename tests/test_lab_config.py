@@ -12,8 +12,8 @@ import pytest
 from traitlets.config import Config
 
 from sandbox import OutputPathError
-from sandbox._private.studies import lab as lab_mod
-from sandbox._private.studies.presave import pre_save_hook
+from sandbox._private.kernel.studies import lab as lab_mod
+from sandbox._private.kernel.studies.presave import pre_save_hook
 
 
 def test_config_files_load_the_hook_and_the_extension(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from sandbox._private.errors import BudgetExceededError, NotFoundError
-from sandbox._private.ledger import ComputedAnswer, DatasetRecord, Ledger
+from sandbox._private.shared.errors import BudgetExceededError, NotFoundError
+from sandbox._private.vault.ledger.ledger import ComputedAnswer, DatasetRecord, Ledger
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -180,8 +180,8 @@ def test_sixteen_processes_race_for_the_last_of_a_budget(target: str) -> None:
 def test_sqlite_lock_timeout_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from sandbox._private import ledger_db
-    from sandbox._private.errors import SandboxError
+    from sandbox._private.shared.errors import SandboxError
+    from sandbox._private.vault.ledger import db as ledger_db
 
     ledger = Ledger(tmp_path / "ledger.sqlite")
     ds = _dataset(ledger)

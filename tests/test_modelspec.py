@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from test_dp_tables import households_schema
 
 import sandbox as sb
-from sandbox._private.errors import QueryError
-from sandbox._private.modelspec import ESTIMATORS, FitQuery, ModelSpec
-from sandbox._private.policy import Policy
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.modelspec import ESTIMATORS, FitQuery, ModelSpec
+from sandbox._private.shared.policy import Policy
 
 FEATURES = ["household_type", "income", "arrears", "n_children", "region", "savings"]
 

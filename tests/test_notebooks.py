@@ -18,9 +18,9 @@ import nbformat
 import pytest
 
 import sandbox as sb
-from sandbox._private.mime import SANDBOX_BUDGET_MIME, SANDBOX_PUBLIC_MIME, SANDBOX_RESULT_MIME
-from sandbox._private.studies.record import RunRecord
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.kernel.mime import SANDBOX_BUDGET_MIME, SANDBOX_PUBLIC_MIME, SANDBOX_RESULT_MIME
+from sandbox._private.kernel.studies.record import RunRecord
+from sandbox._private.shared.layout import WorkspaceLayout
 
 pytestmark = pytest.mark.system
 
@@ -40,12 +40,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     open_service(ws).registry.add_population(population)
     # Start the vault once, from a child process (so this process holds no Popen of it); every run reuses it.
     code = (
-        "import sys, pathlib; from sandbox._private.studies.vault import vault_environment as v; "
+        "import sys, pathlib; from sandbox._private.kernel.studies.vault_access import vault_environment as v; "
         "v(pathlib.Path(sys.argv[1]))"
     )
     subprocess.run([sys.executable, "-c", code, str(ws)], check=True, timeout=120)
     yield ws
-    info = VaultLayout.create(ws).read_discovery()
+    info = WorkspaceLayout.create(ws).read_discovery()
     if info is not None:
         os.kill(int(info["pid"]), signal.SIGTERM)
 
@@ -133,7 +133,7 @@ def test_03_study_and_04_reviewer(workspace: Path, monkeypatch: pytest.MonkeyPat
     request_id, status = match.groups()
     assert status in ("blocked", "pending_review")
 
-    token = TokenStore(VaultLayout.create(workspace).tokens).create("reviewer_one", "reviewer")
+    token = TokenStore(WorkspaceLayout.create(workspace).tokens).create("reviewer_one", "reviewer")
     monkeypatch.setenv("SANDBOX_REVIEWER_TOKEN", token)
     review = sb.run_study(NOTEBOOKS / "04_reviewer_pending_requests.ipynb", workspace=workspace, progress=False)
     assert review.status == "succeeded"

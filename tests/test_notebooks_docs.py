@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.layout import WorkspaceLayout
 
 pytestmark = pytest.mark.system
 
@@ -38,11 +38,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     population = synthetic.write_population(root / "population", 1_500, seed=11)
     open_service(root / "workspace").registry.add_population(population)
     # Start the vault from a child process, so this process holds no Popen of it; sb.connect() reuses it.
-    code = "import sys; from sandbox._private.client_launch import ensure_local_vault as e; e(sys.argv[1])"
+    code = "import sys; from sandbox._private.kernel.launch import ensure_local_vault as e; e(sys.argv[1])"
     subprocess.run([sys.executable, "-c", code, str(root / "workspace")], check=True, timeout=120)
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     yield root
-    info = VaultLayout.create(root / "workspace").read_discovery()
+    info = WorkspaceLayout.create(root / "workspace").read_discovery()
     if info is not None:
         os.kill(int(info["pid"]), signal.SIGTERM)
 

@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from _crash import fork, kill_and_read
 
-from sandbox._private.errors import ReleaseError
-from sandbox._private.gate.auditlog import AuditLog, read_entries, verify_log
-from sandbox._private.gate.outbox import (
+from sandbox._private.shared.errors import ReleaseError
+from sandbox._private.vault.outbox.files import (
     MANIFEST_NAME,
     ReleaseFile,
     publish_release,
@@ -27,7 +26,8 @@ from sandbox._private.gate.outbox import (
     verify_outbox,
     write_release,
 )
-from sandbox._private.gate.render import html_file, json_file, table_files, table_html
+from sandbox._private.vault.outbox.journal import AuditLog, read_entries, verify_log
+from sandbox._private.vault.outbox.render import html_file, json_file, table_files, table_html
 
 ROWS = [
     {"household_type": "single_parent", "urbanisation": "rotterdam", "value": 131.5, "noise_scale": 10.0},

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from sandbox import PolicyError, load_policy
-from sandbox._private.policy import default_policy_path
+from sandbox._private.shared.policy import default_policy_path
 
 
 def test_default_policy_loads_with_sha() -> None:

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_dp_tables import HOUSEHOLD_TYPES, REGIONS, households_schema
 
-from sandbox._private.errors import QueryError
-from sandbox._private.query import AggregateQuery
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.query import AggregateQuery
 
 SCHEMA = households_schema()
 CATEGORICAL = {"household_type": HOUSEHOLD_TYPES, "region": REGIONS, "arrears": (False, True), "debt": (False, True)}

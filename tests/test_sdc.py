@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox._private.errors import ReleaseError
-from sandbox._private.gate.sdc import CellStats, check_cell, check_table
-from sandbox._private.policy import DisclosureRules
+from sandbox._private.shared.errors import ReleaseError
+from sandbox._private.shared.policy import DisclosureRules
+from sandbox._private.vault.gate.sdc import CellStats, check_cell, check_table
 
 RULES = DisclosureRules()  # min_count 10, dominance (2, 0.85), p 0.10, zeros review
 
@@ -181,7 +181,7 @@ def test_matches_brute_force_on_random_tables(rules: DisclosureRules, table: lis
 
 
 def test_cells_from_engine_private_part() -> None:
-    from sandbox._private.gate.sdc import cells_from_private
+    from sandbox._private.vault.gate.sdc import cells_from_private
 
     private = {
         "format": "sandbox.answer-private/1",

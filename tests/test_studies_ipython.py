@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from sandbox._private import spend
-from sandbox._private.mime import SANDBOX_BUDGET_MIME
-from sandbox._private.studies.ipython_ext import BudgetDisplay, summarise
+from sandbox._private.kernel import spend
+from sandbox._private.kernel.mime import SANDBOX_BUDGET_MIME
+from sandbox._private.kernel.studies.ipython_ext import BudgetDisplay, summarise
 
 
 @pytest.fixture
@@ -31,20 +31,22 @@ def run(sh: InteractiveShell, code: str, capsys: pytest.CaptureFixture[str]) -> 
 
 def test_budget_shown_after_spending_cell_only(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     code = (
-        "from sandbox._private.spend import record_spend\n"
+        "from sandbox._private.kernel.spend import record_spend\n"
         "record_spend('households', 0.1, 9.9)\nrecord_spend('households', 0.2, 9.7)\nrecord_spend('persons', 0.5, 4.5)"
     )
     out = run(shell, code, capsys)
     assert "households: spent ε=0.3 in this cell, ε=9.7 remaining" in out
     assert "persons: spent ε=0.5 in this cell, ε=4.5 remaining" in out
     assert "privacy budget" not in run(shell, "x = 1", capsys)
-    stored = "from sandbox._private.spend import record_spend\nrecord_spend('households', 0.0, 9.7)"
+    stored = "from sandbox._private.kernel.spend import record_spend\nrecord_spend('households', 0.0, 9.7)"
     assert "privacy budget" not in run(shell, stored, capsys)  # a stored answer spends nothing
 
 
 def test_loading_twice_registers_once(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     shell.run_cell("%reload_ext sandbox", store_history=False)
-    out = run(shell, "from sandbox._private.spend import record_spend\nrecord_spend('households', 0.1, 1.0)", capsys)
+    out = run(
+        shell, "from sandbox._private.kernel.spend import record_spend\nrecord_spend('households', 0.1, 1.0)", capsys
+    )
     assert out.count("privacy budget") == 1
 
 
@@ -95,10 +97,10 @@ def test_results_schemas_and_tagged_frames_display_with_markers(shell: Interacti
     import pandas as pd
 
     from sandbox import errorbar_plot
-    from sandbox._private.client_results import DPResult
-    from sandbox._private.mime import DUMMY_ATTR, SANDBOX_DUMMY_MIME, SANDBOX_PUBLIC_MIME, SANDBOX_RESULT_MIME
-    from sandbox._private.schema import Column, TableSchema
-    from sandbox._private.studies.scrub import classify_output
+    from sandbox._private.kernel.mime import DUMMY_ATTR, SANDBOX_DUMMY_MIME, SANDBOX_PUBLIC_MIME, SANDBOX_RESULT_MIME
+    from sandbox._private.kernel.results import DPResult
+    from sandbox._private.kernel.studies.scrub import classify_output
+    from sandbox._private.shared.schema import Column, TableSchema
 
     def bundle(obj: object) -> dict[str, object]:
         data, _ = shell.display_formatter.format(obj)

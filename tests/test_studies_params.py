@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sandbox import StudyError
-from sandbox._private.studies.params import ParameterSpec, load_params_file, read_parameters
+from sandbox._private.kernel.studies.params import ParameterSpec, load_params_file, read_parameters
 
 CELL = """\
 epsilon = 1.0

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from nbformat.v4 import new_code_cell, new_notebook
 
 from sandbox import IntegrityError, NotFoundError, StudyError, StudyRunError, rerun_study, run_study
-from sandbox._private.studies.record import RUN_FORMAT, RunRecord, RunStore, package_versions
-from sandbox._private.studies.runner import _cell_failure
+from sandbox._private.kernel.studies.record import RUN_FORMAT, RunRecord, RunStore, package_versions
+from sandbox._private.kernel.studies.runner import _cell_failure
 from sandbox.cli._study import rerun as rerun_cmd
 from sandbox.cli._study import run as run_cmd
 
@@ -209,8 +209,8 @@ def test_vault_not_running_fails_before_the_kernel(tmp_path: Path, monkeypatch: 
 
 
 def test_kernel_reports_charges_into_the_run_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox._private import spend
-    from sandbox._private.studies.vault import confirm_ledger
+    from sandbox._private.kernel import spend
+    from sandbox._private.kernel.studies.vault_access import confirm_ledger
 
     store = RunStore(tmp_path / "ws")
     run_dir = store.run_dir("run-20000101T000000Z-0000abcd")
@@ -229,7 +229,7 @@ def test_kernel_reports_charges_into_the_run_log(tmp_path: Path, monkeypatch: py
 
 
 def test_parameter_precedence_file_then_params_then_cli(tmp_path: Path) -> None:
-    from sandbox._private.studies.runner import _resolve_parameters
+    from sandbox._private.kernel.studies.runner import _resolve_parameters
 
     nb = nbformat.read(write_notebook(tmp_path / "study.ipynb"), as_version=4)
     yaml_file = tmp_path / "p.yaml"

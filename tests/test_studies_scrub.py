@@ -12,9 +12,9 @@ import pytest
 from jupyter_server.services.contents.filemanager import FileContentsManager
 from tornado.web import HTTPError
 
-from sandbox._private.mime import SANDBOX_DUMMY_MIME, SANDBOX_RESULT_MIME, dummy_bundle, result_bundle
-from sandbox._private.studies.presave import STATUS, pre_save_hook, refusal_message
-from sandbox._private.studies.scrub import (
+from sandbox._private.kernel.mime import SANDBOX_DUMMY_MIME, SANDBOX_RESULT_MIME, dummy_bundle, result_bundle
+from sandbox._private.kernel.studies.presave import STATUS, pre_save_hook, refusal_message
+from sandbox._private.kernel.studies.scrub import (
     PLACEHOLDER_PREFIX,
     classify_output,
     find_protected_outputs,

@@ -21,10 +21,10 @@ from conftest import VaultProcess, register_population
 from sklearn.metrics import roc_auc_score
 
 import sandbox as sb
-from sandbox._private.errors import NotFoundError, QueryError
-from sandbox._private.model_params import predict_from_params
-from sandbox._private.policy import load_policy
-from sandbox._private.vault.audit_service import audit_model
+from sandbox._private.shared.errors import NotFoundError, QueryError
+from sandbox._private.shared.model_params import predict_from_params
+from sandbox._private.shared.policy import load_policy
+from sandbox._private.vault.dp.fairness_audit import audit_model
 from sandbox._private.vault.server import open_service
 from sandbox._private.vault.service import VaultService
 from sandbox.fairness import FairnessAudit, audit_predictions, confusion_counts
@@ -382,7 +382,7 @@ def test_http_refuses_non_model_ids_and_bad_bodies(live: VaultProcess) -> None:
 
 @pytest.mark.system
 def test_gate_passes_the_fairness_check_only_with_the_audit(live: VaultProcess) -> None:
-    from sandbox._private.gate.client import release
+    from sandbox._private.kernel.release import release
 
     with sb.connect(url=live.url, token=live.token("analyst")) as ws:
         spec = {**SPEC, "features": ["income_band", "housing"]}

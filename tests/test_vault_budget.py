@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import PostgresServer, VaultProcess, write_policy
 
-from sandbox._private.ledger import Ledger
+from sandbox._private.vault.ledger.ledger import Ledger
 from sandbox._private.vault.server import open_service
 
 pytestmark = pytest.mark.system

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import households_schema, make_frames
 
-from sandbox._private.ledger import Ledger
-from sandbox._private.vault.layout import VaultLayout
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.vault.ledger.ledger import Ledger
 from sandbox._private.vault.tokens import TokenStore
 from sandbox.cli import main
 
@@ -29,7 +29,7 @@ def test_token_create_prints_once_and_stores_only_its_hash(tmp_path: Path, capsy
     )
     token = out.strip()
     assert code == 0 and re.fullmatch(r"sbx_[A-Za-z0-9_-]{43}", token)
-    layout = VaultLayout(tmp_path.resolve())
+    layout = WorkspaceLayout(tmp_path.resolve())
     stored = layout.tokens.read_text()
     assert token not in stored and json.loads(stored)["tokens"][0]["role"] == "reviewer"
     assert layout.tokens.stat().st_mode & 0o777 == 0o600
@@ -55,7 +55,7 @@ def test_dataset_add_parquet_and_csv_copies_and_versions(tmp_path: Path, capsys:
         capsys, "dataset", "add", "households", str(tmp_path / "hh.csv"), "--schema", str(schema), "--workspace", ws
     )
     assert code == 0 and "households v2" in out, err
-    layout = VaultLayout(Path(ws).resolve())
+    layout = WorkspaceLayout(Path(ws).resolve())
     v1, v2 = layout.dataset_dir("households", 1), layout.dataset_dir("households", 2)
     assert (v1 / "data.parquet").read_bytes() == (tmp_path / "hh.parquet").read_bytes()
     assert (v2 / "data.csv").read_bytes() == (tmp_path / "hh.csv").read_bytes()
@@ -102,7 +102,7 @@ def test_dataset_add_refuses_bad_input_and_names_the_fix(tmp_path: Path, capsys:
         capsys, "dataset", "add", "households", str(tmp_path / "nope.parquet"), "--schema", schema, "--workspace", ws
     )
     assert code == 2 and "does not exist" in err
-    assert Ledger(VaultLayout(Path(ws).resolve()).ledger).datasets() == []
+    assert Ledger(WorkspaceLayout(Path(ws).resolve()).ledger).datasets() == []
 
 
 def test_add_population_registers_three_tables_never_ground_truth(
@@ -113,7 +113,7 @@ def test_add_population_registers_three_tables_never_ground_truth(
     ws = str(tmp_path / "ws")
     code, _, err = _run(capsys, "dataset", "add-population", str(population), "--workspace", ws)
     assert code == 0, err
-    names = [d.name for d in Ledger(VaultLayout(Path(ws).resolve()).ledger).datasets()]
+    names = [d.name for d in Ledger(WorkspaceLayout(Path(ws).resolve()).ledger).datasets()]
     assert names == ["households", "persons", "signals"]
     code, _, err = _run(capsys, "dataset", "add-population", str(tmp_path), "--workspace", ws)
     assert code == 2 and "is not a generated population" in err
@@ -128,7 +128,7 @@ def test_generated_population_registers_and_answers(tmp_path: Path, capsys: pyte
     code, out, err = _run(capsys, "dataset", "add-population", str(pop), "--workspace", str(ws))
     assert code == 0, err
     assert [line.split()[1] for line in out.splitlines()] == ["households", "persons", "signals"]
-    layout = VaultLayout(ws.resolve())
+    layout = WorkspaceLayout(ws.resolve())
     assert not any("ground_truth" in str(p) for p in layout.data.rglob("*"))
     for table in ("households", "persons", "signals"):
         stored = layout.dataset_dir(table, 1) / "data.parquet"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import write_policy
 
-from sandbox._private.errors import IntegrityError
+from sandbox._private.shared.errors import IntegrityError
 from sandbox._private.vault.server import open_service
 
 

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from sandbox._private.errors import ReleaseError
-from sandbox._private.gate.workflow import (
+from sandbox._private.shared.errors import ReleaseError
+from sandbox._private.shared.policy import ReviewRules
+from sandbox._private.vault.gate.workflow import (
     ACTIONS,
     STATES,
     Actor,
@@ -18,7 +19,6 @@ from sandbox._private.gate.workflow import (
     required_approvals,
     visible_votes,
 )
-from sandbox._private.policy import ReviewRules
 
 AUTHOR = Actor("alice", "analyst")
 ROLES = {

@@ -6,7 +6,7 @@
 2. register its tables in the workspace's vault (skipped when the latest registered version has the same
    sha256, so a second demo spends from the same budget and reuses every stored answer);
 3. start the workspace's local vault, or reuse the one already running;
-4. run study 03 through :func:`~sandbox._private.studies.runner.run_study` (the code path of ``sandbox run``),
+4. run study 03 through :func:`~sandbox._private.kernel.studies.runner.run_study` (the code path of ``sandbox run``),
    which fits the DP model, audits it for fairness in the vault and submits the release request;
 5. fetch the request and write the fairness audit's HTML report to ``<workspace>/reports/`` (the outbox only
    receives it once reviewers approve the release).
@@ -26,9 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import SandboxError, StudyRunError
-from .vault.layout import VaultLayout, write_private
-from .vault.registry import POPULATION_TABLES, sha256_file
+from .shared.canonical import sha256_file
+from .shared.errors import SandboxError, StudyRunError
+from .shared.files import write_private
+from .shared.layout import WorkspaceLayout
+from .vault.registry import POPULATION_TABLES
 
 __all__ = ["DemoResult", "run_demo", "as_dict", "STUDY_NOTEBOOK", "DEMO_STATE"]
 
@@ -88,7 +90,7 @@ class DemoResult:
     @property
     def run_record(self) -> Path:
         """Return the path of the run record."""
-        return self.workspace / "runs" / self.run_id / "record.json"
+        return WorkspaceLayout(self.workspace).run_record(self.run_id)
 
 
 def ensure_population(
@@ -97,7 +99,7 @@ def ensure_population(
     """Generate ``<workspace>/population`` unless its manifest already matches; return ``(path, reused)``."""
     import synthetic
 
-    target = workspace / "population"
+    target = WorkspaceLayout(workspace).population
     if synthetic.population_is_current(target, households, seed=seed, scenario=scenario):
         return target, True
     synthetic.write_population(target, households, seed=seed, scenario=scenario, progress=progress)
@@ -145,12 +147,12 @@ def _find_request(ws: Any, ledger: list[dict[str, Any]]) -> dict[str, Any] | Non
 
 def _run_study(workspace: Path, notebook: Path, progress: bool, ws: Any) -> tuple[str, dict[str, Any]]:
     """Run the study; return its run id and release request, or raise with the failing cell."""
-    from .studies.runner import failure_report, run_study
+    from .kernel.studies.runner import failure_report, run_study
 
     record = run_study(notebook, workspace=workspace, progress=progress, check=False, vault=True)
     if record.failure is not None:
         raise StudyRunError(f"the demo study failed: {failure_report(record)}")
-    request = _find_request(ws, _run_ledger(workspace / "runs" / record.run_id))
+    request = _find_request(ws, _run_ledger(WorkspaceLayout(workspace).run_dir(record.run_id)))
     if request is None:
         raise StudyRunError(
             f"run {record.run_id} of {notebook.name} submitted no release request; "
@@ -163,7 +165,7 @@ def _write_report(workspace: Path, ws: Any, request: dict[str, Any]) -> Path:
     audits = [i["id"] for i in request["gate"]["items"] if i.get("kind") == "audit"]
     if not audits:
         raise StudyRunError(f"release request {request['id']} holds no fairness audit; the study must release one.")
-    folder = workspace / "reports"
+    folder = WorkspaceLayout(workspace).reports
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{request['id']}_fairness_report.html"
     path.write_text(ws.result(audits[0]).to_html(), encoding="utf-8")
@@ -202,14 +204,14 @@ def run_demo(
     StudyRunError
         The study failed (the message shows the failing cell; its run record is marked failed).
     """
-    from .client_launch import ensure_local_vault, stop_local_vault
+    from .kernel.launch import ensure_local_vault, stop_local_vault
 
     root = Path(workspace).resolve()
     root.mkdir(parents=True, exist_ok=True)
     population, reused = ensure_population(root, households, seed=seed, scenario=scenario, progress=progress)
     registered = register_population(root, population)
     with _local_vault_only():
-        started = VaultLayout.create(root).read_discovery() is None
+        started = WorkspaceLayout.create(root).read_discovery() is None
         url, token = ensure_local_vault(root)
         try:
             prepared = _Prepared(root, population, reused, registered, url, started)
@@ -243,7 +245,7 @@ class _Prepared:
 
 def _study_and_report(prepared: _Prepared, notebook: Path, progress: bool, token: str) -> DemoResult:
     """Run (or reuse) the study, write the fairness report and remember the run and request."""
-    from .client import Workspace
+    from .kernel.workspace import Workspace
 
     root = prepared.workspace
     with Workspace(prepared.vault_url, token) as ws:
@@ -273,7 +275,7 @@ def _reuse(root: Path, ws: Any) -> tuple[str, dict[str, Any] | None]:
     run_id, request_id = state.get("run_id"), state.get("release_id")
     if not isinstance(run_id, str) or not isinstance(request_id, str):
         return "", None
-    if not (root / "runs" / run_id / "record.json").is_file():
+    if not WorkspaceLayout(root).run_record(run_id).is_file():
         return "", None
     try:
         request = dict(ws._t.get(f"/v1/releases/{request_id}"))

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .._private.errors import InternalError, SandboxError
+from sandbox._private.shared.errors import InternalError, SandboxError
 
 __all__ = ["main", "cli", "run"]
 

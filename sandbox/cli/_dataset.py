@@ -24,7 +24,7 @@ def dataset() -> None:
 @_ledger
 def add(name: str, path: str, schema_file: str, workspace: str, policy: str | None, ledger_url: str | None) -> None:
     """Copy PATH (Parquet or CSV) into the vault as a new version of NAME, checked against its schema."""
-    from .._private.vault.server import open_service
+    from sandbox._private.vault.server import open_service
 
     rec = open_service(workspace, policy=policy, ledger_url=ledger_url).registry.add(name, path, schema_file)
     click.echo(f"registered {rec.name} v{rec.version}  ε budget {rec.epsilon_budget:g}  sha256 {rec.files_sha256}")
@@ -37,7 +37,7 @@ def add(name: str, path: str, schema_file: str, workspace: str, policy: str | No
 @_ledger
 def add_population(directory: str, workspace: str, policy: str | None, ledger_url: str | None) -> None:
     """Register households, persons and signals of a generated population (never its ground truth)."""
-    from .._private.vault.server import open_service
+    from sandbox._private.vault.server import open_service
 
     for rec in open_service(workspace, policy=policy, ledger_url=ledger_url).registry.add_population(directory):
         click.echo(f"registered {rec.name} v{rec.version}  ε budget {rec.epsilon_budget:g}")
@@ -48,7 +48,7 @@ def add_population(directory: str, workspace: str, policy: str | None, ledger_ur
 @_ledger
 def list_cmd(workspace: str, ledger_url: str | None) -> None:
     """List registered datasets (latest version of each)."""
-    from .._private.vault.server import open_service
+    from sandbox._private.vault.server import open_service
 
     for d in open_service(workspace, ledger_url=ledger_url).ledger.datasets():
         click.echo(f"{d.name}\tv{d.version}\tε budget {d.epsilon_budget:g}\tschema {d.schema_sha256[:12]}")
@@ -60,7 +60,7 @@ def list_cmd(workspace: str, ledger_url: str | None) -> None:
 @_ledger
 def budget(name: str, workspace: str, ledger_url: str | None) -> None:
     """Show the privacy budget of dataset NAME: total, spent, remaining."""
-    from .._private.vault.server import open_service
+    from sandbox._private.vault.server import open_service
 
     svc = open_service(workspace, ledger_url=ledger_url)
     b = svc.ledger.budget(svc.ledger.dataset(name))

@@ -10,7 +10,7 @@ __all__ = ["demo"]
 
 
 def _summary_lines(result: object) -> list[str]:
-    from .._private.demo import DemoResult
+    from sandbox._private.demo import DemoResult
 
     assert isinstance(result, DemoResult)
     ws = result.workspace
@@ -76,8 +76,8 @@ def demo(workspace: Path, households: int, seed: int, scenario: str, keep_vault:
     budget or asking the gate to release the same results again.
     """
     import synthetic
+    from sandbox._private.demo import run_demo
 
-    from .._private.demo import run_demo
     from ._synth import format_summary
 
     result = run_demo(workspace, households, seed=seed, scenario=scenario, keep_vault=keep_vault, progress=progress)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .._private.policy import load_policy
+from sandbox._private.shared.policy import load_policy
 
 
 @click.group()

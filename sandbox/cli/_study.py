@@ -12,14 +12,14 @@ from types import FrameType
 
 import click
 
-from .._private.studies.record import FAILURE_KINDS, RunRecord, RunStore
+from sandbox._private.kernel.studies.record import FAILURE_KINDS, RunRecord, RunStore
 
 _EXIT_HELP = "; ".join(f"{code} {text}" for code, text in sorted(set(FAILURE_KINDS.values())))
 
 
 def _finish(record: RunRecord, workspace: str) -> None:
     """Print the outcome; a failed run prints its report on stderr and exits with its failure's code."""
-    from .._private.studies.runner import failure_report
+    from sandbox._private.kernel.studies.runner import failure_report
 
     path = RunStore(workspace).root / record.run_id
     if record.failure is not None:
@@ -82,7 +82,7 @@ def run(
     workspace: str,
 ) -> None:
     """Execute NOTEBOOK with papermill against the vault and record the run."""
-    from .._private.studies.runner import run_study
+    from sandbox._private.kernel.studies.runner import run_study
 
     record = run_study(
         notebook,
@@ -103,7 +103,7 @@ def run(
 @_workspace_option
 def rerun(run_id: str, progress: bool, workspace: str) -> None:
     """Run RUN_ID's stored notebook again with the same parameters (stored answers: no new budget)."""
-    from .._private.studies.runner import rerun_study
+    from sandbox._private.kernel.studies.runner import rerun_study
 
     _finish(rerun_study(run_id, workspace, progress=progress, check=False), workspace)
 
@@ -127,7 +127,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--vault/--no-vault", default=True, show_default=True, help="Start (or reuse) the workspace's vault.")
 def lab(workspace: str, notebooks: str, port: int, vault: bool) -> None:
     """Start JupyterLab on 127.0.0.1 with a token, the vault, the pre-save hook and the budget display."""
-    from .._private.studies.lab import start_lab
+    from sandbox._private.kernel.studies.lab import start_lab
 
     server = start_lab(workspace, notebooks, port=port, vault=vault)
     click.echo(server.url, nl=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .._private.vault.layout import VaultLayout
-from .._private.vault.tokens import ROLES, TokenStore
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.vault.tokens import ROLES, TokenStore
 
 _workspace = click.option(
     "--workspace",
@@ -29,7 +29,7 @@ def vault() -> None:
 @click.option("--ledger-url", envvar="SANDBOX_LEDGER_URL", help="postgresql://... (default: SQLite in the workspace).")
 def serve_cmd(workspace: str, port: int, policy: str | None, ledger_url: str | None) -> None:
     """Serve the vault on 127.0.0.1 until SIGTERM; vault.json gives its url once it listens."""
-    from .._private.vault.server import serve
+    from sandbox._private.vault.server import serve
 
     serve(workspace, port=port, policy=policy, ledger_url=ledger_url)
 
@@ -45,7 +45,7 @@ def token() -> None:
 @click.option("--name", required=True, help="Who holds the token (recorded with every charge).")
 def token_create(workspace: str, role: str, name: str) -> None:
     """Create a token and print it once; store it safely, it cannot be shown again."""
-    layout = VaultLayout.create(workspace)
+    layout = WorkspaceLayout.create(workspace)
     click.echo(TokenStore(layout.tokens).create(name, role))
 
 
@@ -53,5 +53,5 @@ def token_create(workspace: str, role: str, name: str) -> None:
 @_workspace
 def token_list(workspace: str) -> None:
     """List token holders and roles (never the tokens)."""
-    for info in TokenStore(VaultLayout.create(workspace).tokens).list():
+    for info in TokenStore(WorkspaceLayout.create(workspace).tokens).list():
         click.echo(f"{info.name}\t{info.role}\t{info.created}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .._private.errors import IntegrityError
-from .._private.gate.auditlog import Head
-from .._private.gate.verify import verify_workspace
+from sandbox._private.shared.errors import IntegrityError
+from sandbox._private.vault.outbox.journal import Head
+from sandbox._private.vault.outbox.verify import verify_workspace
 
 
 @click.command("verify")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from ._private.audit import FairnessAudit, audit_from_counts, audit_predictions, confusion_counts
 from ._private.counts import CountTable, FacetCounts
+from ._private.dp_audit import CodedAttribute, noisy_count_table, proxy_table, schema_facet_counts
 from ._private.mitigation import MitigationResult, mitigate
 from ._private.proxies import ProxyReport, check_forbidden_features, proxy_check
+from ._private.rules import FACET_SEP
 from ._private.verdict import Verdict
 
 __all__ = [
@@ -19,10 +21,15 @@ __all__ = [
     "audit_from_counts",
     "FairnessAudit",
     "Verdict",
-    # counts (for the vault)
+    # counts and DP tables (for the vault's audit on protected rows)
     "CountTable",
     "FacetCounts",
     "confusion_counts",
+    "CodedAttribute",
+    "noisy_count_table",
+    "proxy_table",
+    "schema_facet_counts",
+    "FACET_SEP",
     # features: direct and indirect distinction
     "proxy_check",
     "ProxyReport",

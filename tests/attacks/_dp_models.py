@@ -13,12 +13,12 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.model_params import predict_proba_from_params
-from sandbox._private.modelspec import ModelSpec
-from sandbox._private.policy import Policy
-from sandbox._private.schema import Column, TableSchema
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.model_params import predict_proba_from_params
+from sandbox._private.shared.modelspec import ModelSpec
+from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.schema import Column, TableSchema
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.tabledata import TableData
 
 
 def _schema(n_cols: int, n_cats: int) -> TableSchema:

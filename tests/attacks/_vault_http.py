@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from sandbox._private.ledger import ChargeRecord, Ledger
+from sandbox._private.vault.ledger.ledger import ChargeRecord, Ledger
 
 # What a leaked stack trace or internal detail looks like in a response body.
 TRACE = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+|sqlite3\.|psycopg|/site-packages/")

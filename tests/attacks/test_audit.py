@@ -22,12 +22,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.mechanisms import noisy_vector
-from sandbox._private.policy import Policy
-from sandbox._private.query import AggregateQuery
-from sandbox._private.schema import Column, TableSchema
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.shared.schema import Column, TableSchema
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.mechanisms import noisy_vector
+from sandbox._private.vault.dp.tabledata import TableData
 
 from ._attack_stats import AuditResult, epsilon_lower_bound
 

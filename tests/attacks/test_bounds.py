@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sandbox._private.engine import DPEngine
-from sandbox._private.errors import QueryError
-from sandbox._private.modelspec import ModelSpec
-from sandbox._private.policy import Policy
-from sandbox._private.query import AggregateQuery
-from sandbox._private.tabledata import TableData
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.modelspec import ModelSpec
+from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.tabledata import TableData
 
 from ._dp_models import _frame, _schema
 from ._vault_http import assert_clean_error, charges, spent

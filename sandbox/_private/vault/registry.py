@@ -8,35 +8,28 @@ registration of the same name is a new version with a fresh budget, which a revi
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import SchemaError
-from ..ledger import DatasetRecord, Ledger
-from ..policy import Policy
-from ..schema import TableSchema
-from .layout import VaultLayout
+from sandbox._private.shared.canonical import sha256_file
+from sandbox._private.shared.errors import SchemaError
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.schema import TableSchema
 
-__all__ = ["DatasetRegistry", "POPULATION_TABLES", "sha256_file"]
+from .ledger.ledger import DatasetRecord, Ledger
+
+__all__ = ["DatasetRegistry", "POPULATION_TABLES"]
 
 #: The tables of a generated population that ``add_population`` registers (never the ground truth).
 POPULATION_TABLES: tuple[str, ...] = ("households", "persons", "signals")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check(src: Path, schema: TableSchema) -> None:
     """Check the rows against the schema exactly as the vault will when it loads them (counts, never values)."""
-    from ..tabledata import TableData
+    from .dp.tabledata import TableData
 
     try:
         TableData.load(src, schema)
@@ -50,7 +43,7 @@ class DatasetRegistry:
 
     Parameters
     ----------
-    layout : VaultLayout
+    layout : WorkspaceLayout
         The workspace's vault files.
     ledger : Ledger
         Where the registration (and later the budget) is recorded.
@@ -58,7 +51,7 @@ class DatasetRegistry:
         Supplies each new version's ε and δ budget.
     """
 
-    layout: VaultLayout
+    layout: WorkspaceLayout
     ledger: Ledger
     policy: Policy
 

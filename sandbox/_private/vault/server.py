@@ -8,7 +8,6 @@ shutdown (SIGTERM or SIGINT, handled by uvicorn). A ``--ledger-url`` is remember
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import os
@@ -17,35 +16,23 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import OutputPathError
-from ..ledger import Ledger
-from ..policy import load_policy
-from .layout import VaultLayout, write_private
+from sandbox._private.shared.errors import OutputPathError
+from sandbox._private.shared.files import write_private
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.shared.policy import load_policy
+
+from .ledger.ledger import Ledger
 from .service import VaultService
+from .tokens import ensure_client_token
 
 __all__ = ["open_service", "serve", "ledger_target"]
 
 log = logging.getLogger("sandbox.vault")
 
-#: Routers of other components that every served vault mounts, as ``"module:attribute"`` (register with one line,
-#: e.g. ``"sandbox._private.gate.routes:router"``). They reach the vault through ``request.app.state.service``.
-PLUGIN_ROUTERS: tuple[str, ...] = ("sandbox._private.gate.routes:router",)
-# Called with the app before the vault listens: components with state on disk recover from a crash here.
-PLUGIN_STARTUP: tuple[str, ...] = ("sandbox._private.gate.routes:recover_on_startup",)
 
-
-def plugin_routers(names: Iterable[str] = PLUGIN_ROUTERS) -> list[Any]:
-    """Import the routers named ``"module:attribute"``."""
-    routers = []
-    for name in names:
-        module, _, attr = name.partition(":")
-        routers.append(getattr(importlib.import_module(module), attr))
-    return routers
-
-
-def ledger_target(layout: VaultLayout, ledger_url: str | None) -> str:
+def ledger_target(layout: WorkspaceLayout, ledger_url: str | None) -> str:
     """Pick the ledger: the URL given, else the one remembered in ``config.json``, else the SQLite file."""
-    config = layout.root / "config.json"
+    config = layout.config
     if ledger_url:
         write_private(config, json.dumps({"ledger_url": ledger_url}) + "\n")
         return ledger_url
@@ -60,7 +47,7 @@ def open_service(
     workspace: str | Path, *, policy: str | Path | None = None, ledger_url: str | None = None
 ) -> VaultService:
     """Open (creating if needed) the vault of ``workspace`` without serving it."""
-    layout = VaultLayout.create(workspace)
+    layout = WorkspaceLayout.create(workspace)
     return VaultService(layout, Ledger(ledger_target(layout, ledger_url)), load_policy(policy))
 
 
@@ -100,16 +87,17 @@ def serve(
     ledger_url : str, optional
         ``postgresql://...`` to keep the ledger in PostgreSQL instead of ``vault/ledger.sqlite``.
     extra_routers : iterable of fastapi.APIRouter
-        Routers of other components (release gate, review page) mounted beside the vault's own.
+        Further routers mounted beside the vault's own (the gate's routes are always mounted).
     """
     import uvicorn
 
-    from .app import create_app
+    from .http.app import create_app
+    from .http.routes_gate import recover_on_startup
 
     service = open_service(workspace, policy=policy, ledger_url=ledger_url)
-    app = create_app(service, [*plugin_routers(), *extra_routers])
-    for startup in plugin_routers(PLUGIN_STARTUP):
-        startup(app)
+    ensure_client_token(service.tokens, service.layout.client_token)
+    app = create_app(service, extra_routers)
+    recover_on_startup(app)  # the gate repairs its state after a crash before anything is served
     sock = _bind(port)
     actual = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
@@ -165,7 +153,7 @@ def _Server(config: Any) -> Any:
     return _server_class()(config)
 
 
-def _retract(layout: VaultLayout) -> None:
+def _retract(layout: WorkspaceLayout) -> None:
     """Remove ``vault.json`` if it still names this process."""
     try:
         if json.loads(layout.discovery.read_text(encoding="utf-8")).get("pid") == os.getpid():

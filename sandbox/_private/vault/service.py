@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dummy import dummy_frame
-from ..engine import DPEngine
-from ..errors import IntegrityError, QueryError
-from ..ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger, public_json
-from ..policy import Policy
-from ..query import AggregateQuery, check_epsilon
-from ..schema import TableSchema
-from ..tabledata import TableData
-from .layout import VaultLayout
-from .registry import DatasetRegistry, sha256_file
+from sandbox._private.shared.canonical import canonical_json, sha256_file
+from sandbox._private.shared.dummy import dummy_frame
+from sandbox._private.shared.errors import IntegrityError, QueryError
+from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.shared.modelspec import FitQuery
+from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.shared.schema import TableSchema
+
+from .dp.engine import Checked, DPEngine
+from .dp.tabledata import TableData
+from .ledger.ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .registry import DatasetRegistry
 from .tokens import TokenInfo, TokenStore
 
 __all__ = ["VaultService", "result_payload"]
@@ -63,7 +66,7 @@ class VaultService:
 
     Parameters
     ----------
-    layout : VaultLayout
+    layout : WorkspaceLayout
         The workspace's vault files.
     ledger : Ledger
         The ledger (SQLite or PostgreSQL).
@@ -71,7 +74,7 @@ class VaultService:
         The policy in force; its sha256 is reported by ``health``.
     """
 
-    layout: VaultLayout
+    layout: WorkspaceLayout
     ledger: Ledger
     policy: Policy
     tokens: TokenStore = field(init=False)
@@ -110,7 +113,7 @@ class VaultService:
         schema = self._schema(self.ledger.dataset(name))
         df = dummy_frame(schema, n, seed=seed)
         data = {c: df[c].tolist() for c in df.columns}
-        return public_json({"dataset": name, "n": n, "columns": list(df.columns), "data": data})
+        return canonical_json({"dataset": name, "n": n, "columns": list(df.columns), "data": data})
 
     # -- DP ---------------------------------------------------------------------------------------------------
     def _table(self, record: DatasetRecord) -> TableData:
@@ -128,26 +131,27 @@ class VaultService:
                 self._tables[key] = TableData.load(record.path, self._schema(record))
             return self._tables[key]
 
-    def _prepare_query(self, body: Mapping[str, Any]) -> tuple[AggregateQuery, DatasetRecord, TableSchema]:
+    def _prepare_query(self, body: Mapping[str, Any]) -> tuple[Checked, DatasetRecord, TableSchema]:
+        """Check a query, the one time the vault does: shape (``from_dict``), then schema and policy (``check``)."""
         query = AggregateQuery.from_dict(body)
         record = self.ledger.dataset(query.dataset)
         schema = self._schema(record)
-        query.check(schema, self.policy)
-        return query, record, schema
+        return self.engine.check(query, schema), record, schema
 
     def cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        query, _, schema = self._prepare_query(body)
-        c = self.engine.cost(query, schema)
-        return {"epsilon": float(c.epsilon), "delta": float(c.delta), "query": query.to_dict()}
+        checked, _, _ = self._prepare_query(body)
+        c = checked.cost
+        return {"epsilon": float(c.epsilon), "delta": float(c.delta), "query": checked.item.to_dict()}
 
     def query(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        query, record, schema = self._prepare_query(body)
+        checked, record, schema = self._prepare_query(body)
         engine = self.engine
-        c = engine.cost(query, schema)
+        query, c = checked.item, checked.cost
+        assert isinstance(query, AggregateQuery)
         table = self._table(record)  # loaded before the ledger lock is taken: loading is slow the first time
 
         def compute() -> ComputedAnswer:
-            ans = engine.answer(query, table)
+            ans = engine.answer(checked, table)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, query.kind))
 
         outcome = self.ledger.charge(
@@ -164,27 +168,23 @@ class VaultService:
         )
         return _outcome_payload(outcome)
 
-    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Any, DatasetRecord, TableSchema]:
-        from ..modelspec import FitQuery
-
+    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Checked, FitQuery, DatasetRecord]:
+        """Check a fit, the one time the vault does: shape (``from_dict``), then schema, policy and epsilon cap."""
         fq = FitQuery.from_dict(body)
         record = self.ledger.dataset(fq.dataset)
-        schema = self._schema(record)
-        fq.spec.check(schema, self.policy)
-        check_epsilon(fq.epsilon, cap=self.policy.budget.epsilon_per_query_max)
-        return fq, record, schema
+        return self.engine.check(fq, self._schema(record)), fq, record
 
     def fit_cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        fq, _, _ = self._prepare_fit(body)
+        _, fq, _ = self._prepare_fit(body)
         return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict()}
 
     def fit(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        fq, record, _ = self._prepare_fit(body)
+        checked, fq, record = self._prepare_fit(body)
         engine = self.engine
         table = self._table(record)
 
         def compute() -> ComputedAnswer:
-            ans = engine.fit(fq.spec, table, fq.epsilon)
+            ans = engine.fit(checked, table)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, fq.spec.diffprivlib_class))
 
         outcome = self.ledger.charge(

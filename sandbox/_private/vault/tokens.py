@@ -8,6 +8,7 @@ workflow adds more), ``admin`` (everything).
 from __future__ import annotations
 
 import fcntl
+import getpass
 import hashlib
 import hmac
 import json
@@ -19,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from ..errors import AuthError
-from .layout import write_private
+from sandbox._private.shared.errors import AuthError
+from sandbox._private.shared.files import write_private
 
-__all__ = ["Role", "ROLES", "TokenInfo", "TokenStore", "TOKEN_PATTERN"]
+__all__ = ["Role", "ROLES", "TokenInfo", "TokenStore", "TOKEN_PATTERN", "ensure_client_token"]
 
 Role = Literal["analyst", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("analyst", "reviewer", "admin")
@@ -104,3 +105,15 @@ class TokenStore:
             "Unknown token: it is well-formed but not issued by this vault. Create one with "
             "`sandbox vault token create --role analyst --name NAME`."
         )
+
+
+def ensure_client_token(store: TokenStore, path: Path) -> None:
+    """Create the workspace owner's analyst token in ``path`` (mode 0600) unless it is there already.
+
+    The vault writes this file when it starts, so that ``sb.connect()`` with no arguments (the laptop mode, where
+    the kernel runs as the OS user who owns the workspace) finds its token; the kernel only ever reads it.
+    """
+    if path.exists():
+        return
+    name = "".join(ch if ch.isalnum() or ch in "_.@-" else "_" for ch in getpass.getuser())[:64] or "analyst"
+    write_private(path, store.create(name, "analyst") + "\n")

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._private.errors import FairnessInputError
-from ..._private.policy import Policy
+from sandbox._private.shared.errors import FairnessInputError
+from sandbox._private.shared.policy import Policy
+
 from .bootstrap import make_rng
 from .calibration import calibration_by_group
 from .counts import CountTable, FacetCounts, count_table

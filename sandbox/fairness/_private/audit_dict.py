@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._private.errors import FairnessInputError
-from ..._private.policy import MetricThreshold
+from sandbox._private.shared.errors import FairnessInputError
+from sandbox._private.shared.policy import MetricThreshold
+
 from .audit import FairnessAudit
 from .engine import AuditTables
 from .proxies import ProxyReport

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._private.errors import FairnessInputError
+from sandbox._private.shared.errors import FairnessInputError
 
 __all__ = ["make_rng", "resample_counts", "percentile_interval"]
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..._private.errors import FairnessInputError
+from sandbox._private.shared.errors import FairnessInputError
+
 from .inputs import EncodedAttribute
 from .rules import FACET_SEP
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..._private.errors import FairnessInputError
+from sandbox._private.shared.errors import FairnessInputError
 
 __all__ = ["EncodedAttribute", "as_binary", "as_scores", "encode_sensitive"]
 

@@ -16,8 +16,9 @@ from fairlearn.postprocessing import ThresholdOptimizer
 from fairlearn.reductions import DemographicParity, EqualizedOdds, ExponentiatedGradient, TruePositiveRateParity
 from sklearn.base import clone
 
-from ..._private.errors import FairnessInputError
-from ..._private.policy import Policy, load_policy
+from sandbox._private.shared.errors import FairnessInputError
+from sandbox._private.shared.policy import Policy, load_policy
+
 from .audit import FairnessAudit, audit_predictions
 from .inputs import as_binary
 from .proxies import check_forbidden_features

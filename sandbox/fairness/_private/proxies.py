@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from ..._private.errors import FairnessInputError, QueryError
-from ..._private.policy import Policy, load_policy
+from sandbox._private.shared.errors import FairnessInputError, QueryError
+from sandbox._private.shared.policy import Policy, load_policy
+
 from .inputs import encode_sensitive
 
 __all__ = ["ProxyReport", "proxy_check", "check_forbidden_features", "one_feature_auc"]

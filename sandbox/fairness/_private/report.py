@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..._private.errors import OutputPathError
+from sandbox._private.shared.errors import OutputPathError
+
 from .metrics import DISPARITIES
 from .report_plots import disparities_png, group_rates_png
 from .report_text import DEFINITION_NAMES, METRIC_NAMES, STATUS_NAMES, text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..._private.errors import FairnessInputError
+from sandbox._private.shared.errors import FairnessInputError
 
 __all__ = ["text", "LANGS", "METRIC_NAMES", "DEFINITION_NAMES", "STATUS_NAMES"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..._private.errors import FairnessInputError
-from ..._private.policy import MetricThreshold, Policy, load_policy
+from sandbox._private.shared.errors import FairnessInputError
+from sandbox._private.shared.policy import MetricThreshold, Policy, load_policy
 
 __all__ = ["AuditRules", "resolve_rules", "FACET_SEP"]
 

@@ -16,41 +16,14 @@ decisive; the other disparities are reported with their own verdict but do not d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from ..._private.errors import FairnessInputError
-from ..._private.policy import MetricThreshold
+from sandbox._private.shared.policy import MetricThreshold
+from sandbox._private.shared.verdict import STATUSES, Verdict, worst
 
 __all__ = ["STATUSES", "Verdict", "judge", "worst", "SIGNIFICANCE_RULE"]
 
-STATUSES = ("pass", "review", "fail")
 SIGNIFICANCE_RULE = (__doc__ or "").split("The rule", 1)[-1]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A verdict with the reasons behind it; ``str(verdict)`` is the status."""
-
-    status: str
-    reasons: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise FairnessInputError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
-
-    def __str__(self) -> str:
-        return self.status
-
-    @property
-    def reason(self) -> str:
-        """All reasons in one sentence-separated string."""
-        return "; ".join(self.reasons)
-
-
-def worst(statuses: Iterable[str]) -> str:
-    """Return the most severe of the statuses (``'pass'`` for none)."""
-    return max(statuses, key=STATUSES.index, default="pass")
 
 
 def judge(

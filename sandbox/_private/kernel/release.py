@@ -1,0 +1,130 @@
+"""The analyst's side of the release gate: ``ws.release(...)`` and the :class:`ReleaseRequest` it returns.
+
+Only references leave the analyst's kernel: each item is sent as the id and sha256 the vault minted, with the
+values the kernel holds so the gate can tell an edited result from the one it stored. Everything that is
+released is rendered in the vault from the ledger's own copy.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox._private.shared.errors import ReleaseError
+
+from .results import thaw
+from .spend import record_release
+from .transport import Transport
+
+__all__ = ["ReleaseRequest", "release", "item_reference"]
+
+
+def item_reference(item: Any) -> dict[str, Any]:
+    """Return the JSON reference of a vault result; refuse anything else (frames, arrays, plain dicts)."""
+    rid, digest = getattr(item, "id", None), getattr(item, "sha256", None)
+    if isinstance(rid, str) and isinstance(digest, str):
+        values = getattr(item, "values", None)
+        ref: dict[str, Any] = {"id": rid, "sha256": digest}
+        if isinstance(values, Mapping):
+            ref["values"] = thaw(values)
+        return ref
+    raise ReleaseError(
+        f"only results minted by the vault can be released, not a {type(item).__name__}; pass the objects "
+        "returned by count(), mean(), fit(), audit(), ... (ws.result(id) fetches one by id)."
+    )
+
+
+@dataclass
+class ReleaseRequest:
+    """A release request as the vault reports it: status, the gate's verdict per item and the reasons.
+
+    ``status`` is ``blocked`` (a check failed; see :attr:`reasons`), ``pending_review``, ``approved``,
+    ``released``, ``returned``, ``rejected`` or ``withdrawn``.
+    """
+
+    data: dict[str, Any]
+    _t: Transport
+
+    @property
+    def id(self) -> str:
+        """Return the request id."""
+        return str(self.data["id"])
+
+    @property
+    def status(self) -> str:
+        """Return the public status."""
+        return str(self.data["status"])
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """Return the gate's verdict per item (id, kind, verdict, reasons, epsilon)."""
+        return list(self.data["gate"]["items"])
+
+    @property
+    def reasons(self) -> list[str]:
+        """Return every reason the gate gave (request-level first, then per item)."""
+        out = list(self.data["gate"]["reasons"])
+        return out + [f"{i['id']}: {r}" for i in self.items for r in i["reasons"]]
+
+    def refresh(self) -> ReleaseRequest:
+        """Fetch the current state from the vault."""
+        self.data = dict(self._t.get(f"/v1/releases/{self.id}"))
+        return self
+
+    def _act(self, action: str, comment: str = "") -> ReleaseRequest:
+        self.data = dict(self._t.post(f"/v1/releases/{self.id}/actions", {"action": action, "comment": comment}))
+        return self
+
+    def respond(self, comment: str) -> ReleaseRequest:
+        """Answer the reviewers of a returned request."""
+        return self._act("respond", comment)
+
+    def resubmit(self) -> ReleaseRequest:
+        """Resubmit a returned request after responding."""
+        return self._act("resubmit")
+
+    def withdraw(self) -> ReleaseRequest:
+        """Withdraw the request (its items may then be released in another one)."""
+        return self._act("withdraw")
+
+    def __repr__(self) -> str:
+        return f"ReleaseRequest({self.id}, status={self.status!r}, items={len(self.items)})"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(i['kind'])}</td><td><code>{html.escape(i['id'])}</code></td>"
+            f"<td>{html.escape(i['verdict'])}</td><td>{html.escape('; '.join(i['reasons']))}</td></tr>"
+            for i in self.items
+        )
+        return (
+            f"<b>{html.escape(self.data['title'])}</b> — {html.escape(self.status)}"
+            f"<table><tr><th>kind</th><th>id</th><th>gate</th><th>reasons</th></tr>{rows}</table>"
+        )
+
+
+def release(
+    transport: Transport, items: Sequence[Any], *, title: str, purpose: str, justification: str = ""
+) -> ReleaseRequest:
+    """Ask the vault to release ``items``; see :class:`ReleaseRequest` for the outcome.
+
+    Raises
+    ------
+    ReleaseError
+        If an item is not a vault result (checked here and again in the vault), or the vault refuses the
+        request (edited, forged or foreign results, an item already released, an unsafe title).
+    """
+    if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+        raise ReleaseError(f"ws.release takes a list of results, got a {type(items).__name__}.")
+    refs = [item_reference(i) for i in items]
+    body: dict[str, Any] = {
+        "items": refs,
+        "title": title,
+        "purpose": purpose,
+        "justification": justification,
+    }
+    request = ReleaseRequest(dict(transport.post("/v1/releases", body)), transport)
+    # A study run lists the release requests it made in its run record.
+    record_release(request.id, status=request.status, items=[str(ref["id"]) for ref in refs])
+    return request

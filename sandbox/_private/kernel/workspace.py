@@ -1,0 +1,340 @@
+"""The analyst's side of the boundary: ``sb.connect()``, workspace and dataset handles.
+
+Nothing here ever holds protected rows. A :class:`Dataset` handle gives the public schema, dummy rows generated
+from the schema, and DP answers minted by the vault (:class:`DPResult`, :class:`FittedModel`). Errors from the
+vault come back as the matching :class:`~sandbox.SandboxError` subclass with the vault's message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sandbox._private.shared.errors import AuthError, SandboxError
+from sandbox._private.shared.query import AggregateQuery, check_delta, check_epsilon
+from sandbox._private.shared.schema import TableSchema
+
+from .results import AuditResult, DPResult, FittedModel, QueryCost
+from .transport import Transport
+
+__all__ = ["connect", "Workspace", "Dataset"]
+
+
+class Dataset:
+    """A handle on one registered dataset: its public schema, dummy rows, and DP queries.
+
+    Obtain it with :meth:`Workspace.dataset`; it never holds protected rows. Every aggregate method takes the
+    same keyword arguments and returns a :class:`DPResult` minted and stored by the vault:
+
+    Parameters
+    ----------
+    column : str
+        The value column (numeric for sum, mean, variance, quantile and histogram; optional for count).
+    by : str or list of str, optional
+        Categorical or bool columns to group by; every group of the public schema appears, also empty ones.
+    epsilon : float
+        Privacy loss, finite and > 0, at most the policy's per-query cap. Charged in the vault's ledger before the
+        answer returns; asking the same question again returns the stored answer at no cost.
+    delta : float, optional
+        0 (default) for pure ε-DP; > 0 uses the analytic Gaussian mechanism.
+    where : mapping, optional
+        Filters ``{column: [allowed values]}`` on categorical or bool columns.
+
+    Raises
+    ------
+    QueryError
+        Invalid epsilon (checked here, before anything is sent), unknown column, wrong type, ...
+    BudgetExceededError
+        The dataset's (or your) remaining budget is smaller than ``epsilon``; nothing is charged.
+    """
+
+    def __init__(self, transport: Transport, name: str) -> None:
+        self._t = transport
+        self.name = name
+        self._schema: TableSchema | None = None
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r} at {self._t.url})"
+
+    @property
+    def schema(self) -> TableSchema:
+        """The public schema (columns, bounds, categories, privacy unit)."""
+        if self._schema is None:
+            self._schema = TableSchema.from_dict(self._t.get(f"/v1/datasets/{self.name}/schema"))
+        return self._schema
+
+    def dummy(self, n: int = 1000, seed: int | None = None) -> pd.DataFrame:
+        """``n`` rows generated from the public schema alone: the right shape, not real rows."""
+        body = self._t.get(f"/v1/datasets/{self.name}/dummy", {"n": n, **({"seed": seed} if seed is not None else {})})
+        df = pd.DataFrame(body["data"], columns=body["columns"])
+        for col in self.schema.columns:
+            if col.kind == "category" and col.name in df:
+                df[col.name] = pd.Categorical(df[col.name], categories=list(col.categories))
+        return df
+
+    # -- DP aggregates -------------------------------------------------------------------------------------
+    def _query(
+        self,
+        kind: str,
+        column: str | None,
+        by: Sequence[str] | str | None,
+        epsilon: float,
+        delta: float,
+        where: Mapping[str, Sequence[Any]] | None,
+        q: float | None = None,
+        bins: int | None = None,
+    ) -> AggregateQuery:
+        check_epsilon(epsilon)
+        check_delta(delta)
+        by_list = [by] if isinstance(by, str) else list(by or ())
+        fields = {
+            "dataset": self.name,
+            "kind": kind,
+            "column": column,
+            "by": by_list,
+            "epsilon": epsilon,
+            "delta": delta,
+            "q": q,
+            "bins": bins,
+            "where": dict(where or {}),
+        }
+        return AggregateQuery.from_dict(fields)
+
+    def _ask(self, query: AggregateQuery) -> DPResult:
+        payload = self._t.charge("/v1/query", _body(query))
+        return DPResult.from_payload(payload)
+
+    def count(
+        self,
+        column: str | None = None,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP count of rows (of ``column``'s non-missing values), per group of ``by``."""
+        return self._ask(self._query("count", column, by, epsilon, delta, where))
+
+    def sum(
+        self,
+        column: str,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP sum of ``column`` (clipped to its schema bounds), per group of ``by``."""
+        return self._ask(self._query("sum", column, by, epsilon, delta, where))
+
+    def mean(
+        self,
+        column: str,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP mean of ``column``, per group of ``by``."""
+        return self._ask(self._query("mean", column, by, epsilon, delta, where))
+
+    def variance(
+        self,
+        column: str,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP variance of ``column``, per group of ``by``."""
+        return self._ask(self._query("variance", column, by, epsilon, delta, where))
+
+    def quantile(
+        self,
+        column: str,
+        q: float,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP ``q``-quantile of ``column`` (exponential mechanism over the schema bounds), per group."""
+        return self._ask(self._query("quantile", column, by, epsilon, 0.0, where, q=q))
+
+    def median(
+        self,
+        column: str,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP median of ``column`` (the 0.5-quantile), per group."""
+        return self.quantile(column, 0.5, by=by, epsilon=epsilon, where=where)
+
+    def histogram(
+        self,
+        column: str,
+        bins: int = 10,
+        *,
+        by: Sequence[str] | str | None = None,
+        epsilon: float,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+    ) -> DPResult:
+        """DP histogram of ``column`` in ``bins`` equal-width bins over its schema bounds, per group."""
+        return self._ask(self._query("histogram", column, by, epsilon, delta, where, bins=bins))
+
+    # -- models and costs ----------------------------------------------------------------------------------
+    def fit(self, spec: Any, *, epsilon: float) -> FittedModel:
+        """Fit ``spec`` (a ModelSpec or its dict) in the vault with DP; returns the parameters only."""
+        check_epsilon(epsilon)
+        payload = self._t.charge("/v1/fit", {"dataset": self.name, "spec": _spec_dict(spec), "epsilon": epsilon})
+        return FittedModel.from_payload(payload)._bind(self._t)
+
+    def cost(
+        self,
+        kind_or_spec: Any,
+        column: str | None = None,
+        *,
+        epsilon: float,
+        by: Sequence[str] | str | None = None,
+        delta: float = 0.0,
+        where: Mapping[str, Sequence[Any]] | None = None,
+        q: float | None = None,
+        bins: int | None = None,
+    ) -> QueryCost:
+        """Return what ``kind(column, ...)`` or fitting a spec would cost, without spending.
+
+        Examples
+        --------
+        >>> hh.cost("mean", "income", by=["urbanisation"], epsilon=0.1)  # doctest: +SKIP
+        """
+        if isinstance(kind_or_spec, str):
+            query = self._query(kind_or_spec, column, by, epsilon, delta, where, q=q, bins=bins)
+            body = self._t.post("/v1/cost", _body(query))
+        else:
+            check_epsilon(epsilon)
+            body = self._t.post(
+                "/v1/fit/cost", {"dataset": self.name, "spec": _spec_dict(kind_or_spec), "epsilon": epsilon}
+            )
+        return QueryCost(float(body["epsilon"]), float(body["delta"]))
+
+    def budget(self) -> dict[str, Any]:
+        """Return the budget of this dataset: total, spent, remaining (and yours)."""
+        return dict(self._t.get(f"/v1/budget/{self.name}"))
+
+
+def _body(query: AggregateQuery) -> dict[str, Any]:
+    d = query.to_dict()
+    return {k: v for k, v in d.items() if v is not None and v != {}}
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    to_dict = getattr(spec, "to_dict", None)
+    if callable(to_dict):
+        return dict(to_dict())
+    raise SandboxError(f"fit needs a ModelSpec (or its dict), got {type(spec).__name__}.")
+
+
+class Workspace:
+    """A connection to one vault: list datasets, open handles, read budgets and stored results."""
+
+    def __init__(self, url: str, token: str, run_id: str | None = None) -> None:
+        self._t = Transport(url, token, run_id)
+        self.url = self._t.url
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.url})"
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection (the vault keeps running)."""
+        self._t.close()
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._t.get("/v1/health"))
+
+    def datasets(self) -> list[str]:
+        """Names of the registered datasets."""
+        return [str(d["name"]) for d in self._t.get("/v1/datasets")]
+
+    def dataset(self, name: str) -> Dataset:
+        """Open a handle on dataset ``name`` (checked to exist)."""
+        handle = Dataset(self._t, name)
+        _ = handle.schema
+        return handle
+
+    def budget(self, name: str) -> dict[str, Any]:
+        """Budget of dataset ``name``: ``epsilon_total``, ``epsilon_spent``, ``epsilon_remaining``, ..."""
+        return dict(self._t.get(f"/v1/budget/{name}"))
+
+    def release(self, items: Sequence[Any], *, title: str, purpose: str, justification: str = "") -> Any:
+        """Ask the vault's release gate to release ``items`` (results minted by the vault).
+
+        Returns the gate's ``ReleaseRequest`` (``.status``: ``blocked``, ``pending_review``, ...); see
+        :func:`sandbox._private.kernel.release.release`.
+        """
+        from .release import release
+
+        return release(self._t, items, title=title, purpose=purpose, justification=justification)
+
+    def result(self, result_id: str) -> DPResult | FittedModel | AuditResult:
+        """Fetch a stored result by id, as the vault recorded it."""
+        payload = self._t.get(f"/v1/results/{result_id}")
+        kind = payload["kind"]
+        cls = FittedModel if kind == "model" else AuditResult if kind == "audit" else DPResult
+        return cls.from_payload(payload)._bind(self._t)
+
+
+def connect(
+    workspace: str | Path = "workspace",
+    *,
+    url: str | None = None,
+    token: str | None = None,
+    run_id: str | None = None,
+) -> Workspace:
+    """Connect to a vault.
+
+    Parameters
+    ----------
+    workspace : str or Path
+        With no ``url`` (and no ``SANDBOX_VAULT_URL``), start or reuse the local vault of this workspace
+        (default ``./workspace``) as a child process on a free loopback port.
+    url : str, optional
+        A running vault (default: ``$SANDBOX_VAULT_URL``); needs ``token`` or ``$SANDBOX_TOKEN``.
+    token : str, optional
+        Bearer token (``sandbox vault token create``).
+    run_id : str, optional
+        Recorded with every charge (default ``$SANDBOX_RUN_ID``); papermill studies set it.
+
+    Returns
+    -------
+    Workspace
+    """
+    url = url or os.environ.get("SANDBOX_VAULT_URL")
+    token = token or os.environ.get("SANDBOX_TOKEN")
+    run_id = run_id or os.environ.get("SANDBOX_RUN_ID")
+    if url:
+        if not token:
+            raise AuthError(f"Vault {url} needs a token: pass token=... or set SANDBOX_TOKEN.")
+        return Workspace(url, token, run_id)
+    from .launch import ensure_local_vault
+
+    local_url, local_tok = ensure_local_vault(workspace)
+    return Workspace(local_url, token or local_tok, run_id)

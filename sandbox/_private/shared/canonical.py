@@ -1,0 +1,72 @@
+"""The one canonical JSON of the project, and the sha256 digests computed over it.
+
+Every hash the sandbox stores or checks (ledger answers, query and spec keys, the hash-chained journal, manifests)
+is a sha256 of :func:`canonical_json`, so one rule holds everywhere:
+
+- keys sorted, no white space (``","`` and ``":"``), UTF-8 text (``ensure_ascii=False``);
+- numpy scalars and arrays become plain numbers and lists, tuples and sets become lists;
+- **non-finite floats (NaN, ±inf) become ``null``**, so the text is strict JSON (RFC 8259) that every parser reads,
+  and ``canonical_json(json.loads(canonical_json(x))) == canonical_json(x)`` for every ``x`` (the form is stable;
+  ``tests/test_canonical.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["canonical_json", "sha256_hex", "canonical_sha256", "sha256_file"]
+
+_BLOCK = 1 << 22
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    """Return the canonical JSON text of ``obj`` (see the module docstring for the rule).
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` holds something that has no JSON form (an object that is not a number, string, list or dict).
+    """
+    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))
+    return json.dumps(_finite(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def sha256_hex(data: str | bytes) -> str:
+    """sha256 hex digest of ``data`` (text is encoded as UTF-8)."""
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+def canonical_sha256(obj: Any) -> str:
+    """sha256 hex digest of :func:`canonical_json` of ``obj``."""
+    return sha256_hex(canonical_json(obj))
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 hex digest of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()

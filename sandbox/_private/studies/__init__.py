@@ -1,1 +1,0 @@
-"""Study runs: notebook parameters, papermill execution, run records, output hygiene and JupyterLab glue."""

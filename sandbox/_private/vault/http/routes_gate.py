@@ -1,0 +1,151 @@
+"""HTTP endpoints of the release gate and the reviewer web page (a FastAPI router the vault mounts).
+
+:func:`~sandbox._private.vault.http.app.create_app` mounts it. The router reaches the vault through
+``request.app.state.service`` (a ``VaultService``: workspace layout, ledger, policy, tokens) and keeps one
+:class:`ReleaseService` in ``request.app.state.gate``, created on first use, which runs the crash recovery
+(:meth:`ReleaseService.recover`) before serving anything.
+
+- ``POST /v1/releases`` (analyst): check items, create and submit a request;
+- ``GET /v1/releases`` and ``GET /v1/releases/{id}`` (any role): what the caller may see;
+- ``POST /v1/releases/{id}/actions`` (any role, checked per action): submit, approve, reject, return,
+  comment, respond, resubmit, withdraw; approve / reject / return need a reviewer token;
+- ``POST /v1/releases/{id}/release`` (reviewer or admin): retry the release of an approved request;
+- ``GET /v1/verify`` (reviewer or admin): the chain and outbox check;
+- ``GET /review``: the reviewer page (token login; everything else goes through the endpoints above).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from sandbox._private.shared.wire import Forbidden
+from sandbox._private.vault.gate.requests import ReleaseService
+from sandbox._private.vault.gate.workflow import Actor
+from sandbox._private.vault.tokens import TokenInfo
+
+from .auth import require
+from .review_page import REVIEW_JS, REVIEW_PAGE
+
+__all__ = ["router", "gate_of"]
+
+router = APIRouter(tags=["release"])
+_anyone = require("analyst", "reviewer", "admin")
+_analyst = require("analyst")
+_checker = require("reviewer", "admin")
+_lock = threading.Lock()
+AnyCaller = Annotated[TokenInfo, Depends(_anyone)]
+AnalystCaller = Annotated[TokenInfo, Depends(_analyst)]
+CheckerCaller = Annotated[TokenInfo, Depends(_checker)]
+_REQUEST_ID = r"^req_[0-9a-f]{16}$"
+_REVIEWER_ACTIONS = ("approve", "reject", "return")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class ReleaseBody(BaseModel):
+    """A release request from ``ws.release``."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[Any] = Field(max_length=1000)
+    title: str = Field(max_length=1000)
+    purpose: str = Field(max_length=10_000)
+    justification: str = Field("", max_length=10_000)
+
+
+class ActionBody(BaseModel):
+    """A workflow action with an optional comment."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["submit", "approve", "reject", "return", "comment", "respond", "resubmit", "withdraw"]
+    comment: str = Field("", max_length=10_000)
+
+
+def gate_of(request: Request) -> ReleaseService:
+    """Return the app's :class:`ReleaseService`, creating it (and running crash recovery) on first use."""
+    return _gate_of_app(request.app)
+
+
+def recover_on_startup(app: FastAPI) -> None:
+    """Create the gate and run its crash recovery before the vault serves anything (called by ``serve``)."""
+    _gate_of_app(app)
+
+
+def _gate_of_app(app: FastAPI) -> ReleaseService:
+    state = app.state
+    with _lock:
+        gate = getattr(state, "gate", None)
+        if gate is None:
+            vault = state.service
+            gate = ReleaseService(vault.layout.workspace, vault.ledger, vault.policy)
+            gate.recover()
+            state.gate = gate
+    return gate
+
+
+def _actor(info: TokenInfo) -> Actor:
+    return Actor(info.name, info.role)
+
+
+@router.post("/v1/releases", summary="Check items at the gate and create (and submit) a release request")
+def create_release(request: Request, body: ReleaseBody, caller: AnalystCaller) -> dict[str, Any]:
+    return gate_of(request).create(
+        body.items, author=_actor(caller), title=body.title, purpose=body.purpose, justification=body.justification
+    )
+
+
+@router.get("/v1/releases", summary="Release requests the caller may see")
+def list_releases(request: Request, caller: AnyCaller, closed: bool = False) -> list[dict[str, Any]]:
+    return gate_of(request).requests(_actor(caller), include_closed=closed)
+
+
+@router.get("/v1/releases/{request_id}", summary="One release request with its checks, spend and provenance")
+def show_release(request: Request, caller: AnyCaller, request_id: str = Path(pattern=_REQUEST_ID)) -> dict[str, Any]:
+    return gate_of(request).show(request_id, _actor(caller), detail=True)
+
+
+@router.post("/v1/releases/{request_id}/actions", summary="Take a review workflow action")
+def act_on_release(
+    request: Request,
+    body: ActionBody,
+    caller: AnyCaller,
+    request_id: str = Path(pattern=_REQUEST_ID),
+) -> dict[str, Any]:
+    if body.action in _REVIEWER_ACTIONS and caller.role != "reviewer":
+        raise Forbidden(
+            f"{body.action} is a reviewer action; token {caller.name!r} has role {caller.role!r}. Use a reviewer token."
+        )
+    return gate_of(request).act(request_id, body.action, _actor(caller), body.comment)
+
+
+@router.post("/v1/releases/{request_id}/release", summary="Retry the release of an approved request")
+def retry_release(
+    request: Request, caller: CheckerCaller, request_id: str = Path(pattern=_REQUEST_ID)
+) -> dict[str, Any]:
+    gate = gate_of(request)
+    gate.release(request_id, _actor(caller))
+    return gate.show(request_id, _actor(caller))
+
+
+@router.get("/v1/verify", summary="Recompute the audit log chain and the outbox hashes")
+def verify(request: Request, _: CheckerCaller) -> dict[str, Any]:
+    report = gate_of(request).verify()
+    return {"ok": report.ok, "first_problem": report.first_problem, "lines": report.lines()}
+
+
+@router.get("/review", response_class=HTMLResponse, include_in_schema=False)
+def review_page() -> HTMLResponse:
+    return HTMLResponse(REVIEW_PAGE, headers=_SECURITY_HEADERS)
+
+
+@router.get("/review/app.js", include_in_schema=False)
+def review_script() -> Response:
+    return Response(REVIEW_JS, media_type="text/javascript", headers=_SECURITY_HEADERS)
