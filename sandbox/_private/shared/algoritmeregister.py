@@ -31,8 +31,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ReleaseError
-from ..policy import Policy
 from . import algoritmeregister_text as txt
 from .algoritmeregister_check import check, summary, validate
 from .algoritmeregister_fields import (
@@ -46,6 +44,8 @@ from .algoritmeregister_fields import (
 )
 from .algoritmeregister_html import render_html
 from .algoritmeregister_values import Link, Part, Problem, RegisterDraft, Value
+from .errors import ReleaseError
+from .policy import Policy
 
 __all__ = [
     "Link",

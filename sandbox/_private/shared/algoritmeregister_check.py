@@ -12,9 +12,9 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 
-from ..errors import ReleaseError
 from .algoritmeregister_fields import FIELDS, STANDARD_VERSION, RegisterField, field_spec
 from .algoritmeregister_values import PARAGRAPH, Link, Part, Problem, RegisterDraft, Value, joined
+from .errors import ReleaseError
 
 __all__ = ["validate", "check", "summary"]
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ReleaseError
-from ..modelspec import ModelSpec
-from ..policy import Policy
 from .algoritmeregister_values import PartSource
+from .errors import ReleaseError
+from .modelspec import ModelSpec
+from .policy import Policy
 
 __all__ = [
     "SpecFacts",

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from ..errors import ReleaseError
 from .algoritmeregister_fields import FIELDS, field_spec
+from .errors import ReleaseError
 
 __all__ = ["Link", "Part", "Problem", "RegisterDraft", "Value", "PartSource", "ProblemKind", "joined", "PARAGRAPH"]
 
