@@ -193,7 +193,8 @@ def test_forbidden_features_are_refused_before_a_charge_and_cost_warns(small_pop
     policy = tmp_path / "p.yaml"
     text = default_policy_path().read_text()
     assert "forbidden_features: [nationality]" in text
-    policy.write_text(text.replace("forbidden_features: [nationality]", "forbidden_features: [nationality, urbanisation]"))
+    forbid = "forbidden_features: [nationality, urbanisation]"
+    policy.write_text(text.replace("forbidden_features: [nationality]", forbid))
     svc = open_service(tmp_path / "ws", policy=policy)
     svc.registry.add_population(small_population)
     svc.tokens.create("ann", "analyst")

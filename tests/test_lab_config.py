@@ -54,7 +54,7 @@ def test_the_shipped_notebooks_are_served_as_working_copies(tmp_path: Path) -> N
     templates = tmp_path / "templates"
     templates.mkdir()
     for name in ("01_a.ipynb", "02_b.ipynb"):
-        (templates / name).write_text('{"cells": [], "name": "%s"}' % name)
+        (templates / name).write_text(json.dumps({"cells": [], "name": name}))
     ws = tmp_path / "ws"
     served = lab_mod.working_copies(ws, templates)
     assert served == ws / "notebooks" and sorted(p.name for p in served.iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
@@ -63,4 +63,5 @@ def test_the_shipped_notebooks_are_served_as_working_copies(tmp_path: Path) -> N
     lab_mod.working_copies(ws, templates)  # a new template arrives; the edited copy is kept
     assert (served / "01_a.ipynb").read_text() == "the analyst's edited copy"
     assert (served / "03_c.ipynb").exists() and (templates / "01_a.ipynb").read_text().startswith("{")
-    assert lab_mod.TEMPLATES == Path(__file__).resolve().parents[1] / "notebooks"
+    repo_notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    assert repo_notebooks == lab_mod.TEMPLATES
