@@ -177,7 +177,8 @@ def test_notebooks_01_to_04_run_and_save_in_jupyterlab(lab: tuple[str, Path]) ->
                 saved = _saved(base, token, name)
                 code = [c for c in saved["cells"] if c["cell_type"] == "code"]
                 assert code and all(isinstance(c.get("execution_count"), int) for c in code), name
-                assert sum(len(c.get("outputs", [])) for c in code) >= 3, name
+                # 04 may list no request (03's can be blocked by the gate on this small population): 1 output then
+                assert sum(len(c.get("outputs", [])) for c in code) >= (1 if name.startswith("04") else 3), name
         except Exception:
             print(page.inner_text(_ACTIVE)[-4000:])  # what the notebook showed, for the failure report
             raise
