@@ -1,6 +1,7 @@
 """Synthetic Dutch population for the analysis sandbox: households, persons, arrears signals and outcomes.
 
-Calibrated to published CBS, NJi, NVVK and Divosa figures (``CALIBRATION.md``), with bias mechanisms
+A population of private households, calibrated to published CBS, NJi, NVVK and Divosa figures
+(``CALIBRATION.md`` and ``docs/calibration.md``: household sizes, ages, income inequality), with bias mechanisms
 (structural disparities, label bias, proxies) set by a validated scenario file. The same seed and scenario give
 byte-identical Parquet output whatever the number of workers or the chunk size.
 """
