@@ -68,9 +68,16 @@ class IncomeParts:
     u: np.ndarray  # the household's uniform draw, turned into a normal above the truncation point
 
     @cached_property
-    def rank_z(self) -> np.ndarray:
-        """The household's rank within its (truncated) distribution, as a standard normal quantile."""
-        return normal_ppf(np.clip(self.u, 1e-300, 1.0 - 2.0**-53))
+    def beyond_tail(self) -> np.ndarray:
+        """How far the household's rank (as a normal quantile) lies beyond :data:`TAIL_Z`; 0 below it.
+
+        Only the top ranks can be beyond it (u > 0.93 holds every u > P(Z < 1.5) = 0.933), so only those are
+        inverted.
+        """
+        out = np.zeros_like(self.u)
+        top = self.u > 0.93
+        out[top] = np.maximum(normal_ppf(np.minimum(self.u[top], 1.0 - 2.0**-53)) - TAIL_Z, 0.0)
+        return out
 
     def income(self, level: float, spread: float, tail: float) -> np.ndarray:
         """Income (unrounded, top-coded) for the constants ``level``, ``spread`` and ``tail``."""
@@ -78,8 +85,7 @@ class IncomeParts:
         log_median = self.log_median + np.log(level)
         floor = normal_cdf((np.log(self.line) - log_median) / sigma)
         z = normal_ppf(np.clip(floor + self.u * (1.0 - floor), 1e-300, 1.0 - 2.0**-53))
-        top = tail * np.maximum(self.rank_z - TAIL_Z, 0.0)  # the top of each truncated distribution
-        above = np.maximum(np.exp(log_median + sigma * z + top), self.line)
+        above = np.maximum(np.exp(log_median + sigma * z + tail * self.beyond_tail), self.line)
         return np.minimum(np.where(self.fixed, self.fixed_income, above), INCOME_CAP)
 
 
