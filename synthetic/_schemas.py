@@ -8,7 +8,8 @@ never derived from generated rows; the generator clips (top-codes) its values to
 from __future__ import annotations
 
 from sandbox import Column, TableSchema
-from synthetic._categories import codes, describe
+
+from ._categories import codes, describe
 
 __all__ = [
     "MAX_HOUSEHOLDS",
@@ -90,7 +91,11 @@ def _household_columns() -> tuple[Column, ...]:
             "poverty",
             "onder de armoedegrens",
             "below the poverty line",
-            desc="Standardised disposable income below the scenario's poverty line.",
+            desc=(
+                "Standardised disposable income below the scenario's poverty line and a savings buffer below one "
+                "year of the line (the CBS/SCP/Nibud method: a household below the line with a year's buffer is "
+                "not poor)."
+            ),
         ),
         _num("savings_buffer", "float", "spaarbuffer (euro)", "savings buffer (euro)"),
         _num("fixed_costs", "float", "vaste lasten (euro per maand)", "fixed costs (euro per month)"),
