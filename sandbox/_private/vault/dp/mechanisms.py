@@ -26,11 +26,13 @@ the rounding adds at most ``2**-GRID_BITS`` (one part in a million) to the noise
 **Accounting.** delta = 0: discrete Laplace with scale ``t = units / epsilon`` in grid units; ``P(Z=z) ~
 exp(-|z|/t)`` gives ratio ``exp(units / t) = exp(epsilon)`` for a shift of ``units``: pure epsilon-DP (checked with
 OpenDP's own privacy map). delta > 0: discrete Gaussian with ``sigma = units / sqrt(2 rho)``, which is rho-zCDP
-(CKS20, Theorem 4 and, for vectors, Theorem 15); rho is the largest value whose conversion to (epsilon, delta)
-(CKS20, Corollary 13: ``delta = exp((a-1)(a rho - epsilon)) (1 - 1/a)**a / (a-1)`` for some ``a > 1``) meets the
-query's epsilon and delta. The ``sensitivity`` passed for a vector is its L1 sensitivity (the engine passes ``k *
-c``, one household touching at most ``k`` rows each moving the vector by at most ``c``); as ``L2 <= L1`` it also
-bounds the L2 sensitivity.
+for an L2 shift of ``units`` (CKS20: the Renyi divergence of two discrete Gaussians shifted by an integer vector
+is at most that of the continuous ones, and a vector of independent ones adds up; OpenDP's privacy map for
+``make_gaussian`` states the same); rho is the largest value whose conversion to (epsilon, delta) by CKS20's bound
+``delta = exp((a-1)(a rho - epsilon)) (1 - 1/a)**a / (a-1)``, for some order ``a > 1`` (the bound OpenDP's
+``make_zCDP_to_approxDP`` uses), meets the query's epsilon and delta. The ``sensitivity`` passed for a vector
+is its L1 sensitivity (the engine passes ``k * c``, one household touching at most ``k`` rows each moving the
+vector by at most ``c``); as ``L2 <= L1`` it also bounds the L2 sensitivity.
 
 What remains: the exact cell values come from a floating-point sum (the engine's exact part); its rounding error
 is not in the sensitivity (Casacuberta et al. 2022). The quantile's choice of interval uses double-precision
@@ -216,7 +218,7 @@ _ALPHAS = 1.0 + np.logspace(-7, 7, 20_001)
 
 @lru_cache(maxsize=256)
 def zcdp_rho(epsilon: float, delta: float) -> float:
-    """Largest rho such that rho-zCDP implies (epsilon, delta)-DP by CKS20 Corollary 13, over a grid of orders.
+    """Largest rho such that rho-zCDP implies (epsilon, delta)-DP by CKS20's conversion, over a grid of orders.
 
     Any order ``a > 1`` gives a valid conversion, so the best order on a fine grid is a valid (slightly
     conservative) answer: ``rho = max_a (epsilon - c_a) / a`` with ``c_a = (a log(1 - 1/a) - log(a - 1) - log
