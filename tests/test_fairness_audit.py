@@ -164,16 +164,16 @@ def test_audit_from_counts_equals_audit_of_predictions() -> None:
     a = audit_predictions(yt, yp, sf, policy=_policy(), n_boot=4000, random_state=9)
     table = confusion_counts(yt, yp, sf, policy=_policy())
     b = audit_from_counts(table.to_frame(), policy=_policy(), n_boot=4000, random_state=9)
-    # point estimates are identical; intervals differ only by resampling (predictions draw all facets from one
-    # resample of the finest table, counts draw each facet on its own)
-    bounds = [c for c in a.by_group.columns if c.endswith(("_low", "_high"))]
-    pd.testing.assert_frame_equal(a.by_group.drop(columns=bounds), b.by_group.drop(columns=bounds))
-    rates = [c for c in bounds if not c.startswith("count")]
-    np.testing.assert_allclose(a.by_group[rates], b.by_group[rates], atol=0.01)
-    dbounds = [c for c in a.disparities.columns if c.endswith(("_low", "_high"))]
+    # Point estimates and the groups' own (exact) intervals are identical. The gap intervals and detectable gaps
+    # differ only through the bootstrap's critical value (predictions draw all facets from one resample of the
+    # finest table, counts draw each facet on its own).
+    power = [c for c in a.by_group.columns if c.endswith("_detectable_gap")]
+    pd.testing.assert_frame_equal(a.by_group.drop(columns=power), b.by_group.drop(columns=power))
+    np.testing.assert_allclose(a.by_group[power], b.by_group[power], rtol=0.05)
+    dbounds = [c for c in a.disparities.columns if c.endswith(("_low", "_high"))] + ["detectable_gap"]
     cols = ["attribute", "metric", "reference", "difference", "ratio", "group_a", "group_b"]
     pd.testing.assert_frame_equal(a.disparities[cols], b.disparities[cols])
-    np.testing.assert_allclose(a.disparities[dbounds], b.disparities[dbounds], atol=0.02)
+    np.testing.assert_allclose(a.disparities[dbounds], b.disparities[dbounds], atol=0.01)
 
 
 def test_suppressed_groups_are_reported_without_numbers() -> None:
