@@ -146,15 +146,19 @@ RATES_REASON = {
 }
 
 
+def _floats(values: tuple[np.ndarray, ...]) -> tuple[float, float]:
+    return float(values[0]), float(values[1])
+
+
 def _between(fs: _Facet, rates: tuple[str, ...], crit: _Critical) -> dict[str, float]:
-    diffs = [pair_gap_interval(fs.draws[r], crit.pair) for r in rates]
-    ratios = [ratio_interval(fs.draws[r], crit.box) for r in rates]
+    diffs = [_floats(pair_gap_interval(fs.draws[r], crit.pair)) for r in rates]
+    ratios = [_floats(ratio_interval(fs.draws[r], crit.box)) for r in rates]
     return _combine(diffs, ratios)
 
 
 def _to_overall(fs: _Facet, rates: tuple[str, ...], crit: _Critical) -> dict[str, float]:
     parts = [to_overall_interval(fs.draws[r], crit.to_overall, crit.box) for r in rates]
-    return _combine([(p[0], p[1]) for p in parts], [(p[2], p[3]) for p in parts])
+    return _combine([_floats(p[:2]) for p in parts], [_floats(p[2:]) for p in parts])
 
 
 def _combine(diffs: list[tuple[float, float]], ratios: list[tuple[float, float]]) -> dict[str, float]:
@@ -258,10 +262,13 @@ def _critical_values(facets: list[_Facet], alpha: float) -> dict[str, _Critical]
         r: [(max_pair_t(fs.draws[r]), max_to_overall_t(fs.draws[r]), max_box_t(fs.draws[r])) for fs in facets]
         for r in DISPARITY_RATES
     }
-    return {
-        metric: _Critical(*(critical_value([s[k] for r in rates for s in stats[r]], alpha) for k in range(3)))
-        for metric, rates in DISPARITIES.items()
-    }
+    out = {}
+    for metric, rates in DISPARITIES.items():
+        pair, to_overall, box = (
+            float(critical_value([s[k] for r in rates for s in stats[r]], alpha)) for k in range(3)
+        )
+        out[metric] = _Critical(pair, to_overall, box)
+    return out
 
 
 def _power(

@@ -35,10 +35,9 @@ def facet_draws(
     noise_scale: float,
     rates: Iterable[str],
 ) -> dict[str, RateDraws]:
-    """One :class:`RateDraws` per rate for a facet with counts ``(G, 4)`` and resamples ``(B, G, 4)``."""
-    total, total_boot = counts.sum(axis=0), boot.sum(axis=1)
-    point, dist = group_rates(counts), group_rates(boot)
-    tpoint = group_rates(total_boot)
+    """One :class:`RateDraws` per rate for a facet with counts ``(..., G, 4)`` and resamples ``(..., B, G, 4)``."""
+    total, total_boot = counts.sum(axis=-2), boot.sum(axis=-2)
+    point, dist, tdist = group_rates(counts), group_rates(boot), group_rates(total_boot)
     out = {}
     for rate in rates:
         a, c, _, _ = rate_parts(counts, rate)
@@ -51,11 +50,13 @@ def facet_draws(
             noise_sd=_noise_sd(counts, rate, noise_scale),
             pb=dist[rate],
             sb=rate_se(boot, rate, noise_scale),
-            total=np.array([ta, ta + tc, float(_noise_sd(total, rate, noise_scale))]),
-            total_b=tpoint[rate],
-            total_sb=rate_se(total_boot, rate, noise_scale),
-            total_s=float(rate_se(total, rate, noise_scale)),
             usable=usable & ~np.isnan(point[rate]),
+            total_a=ta,
+            total_n=ta + tc,
+            total_noise_sd=_noise_sd(total, rate, noise_scale),
+            total_s=rate_se(total, rate, noise_scale),
+            total_b=tdist[rate],
+            total_sb=rate_se(total_boot, rate, noise_scale),
         )
     return out
 
@@ -69,8 +70,6 @@ def marginal_intervals(
     if noise_scale <= 0:
         return clopper_pearson(a, n, alpha)
     p = np.divide(a, n, out=np.full(a.shape, np.nan), where=n > 0)
-    pb = group_rates(boot)[rate]
-    t = np.abs(pb - p) / rate_se(boot, rate, noise_scale)
-    crit = order_quantile(t, alpha)
-    lo, hi = half_widths(a, n, _noise_sd(counts, rate, noise_scale), crit)
+    t = np.abs(group_rates(boot)[rate] - p[..., None, :]) / rate_se(boot, rate, noise_scale)
+    lo, hi = half_widths(a, n, _noise_sd(counts, rate, noise_scale), order_quantile(t, alpha, axis=-2))
     return np.clip(p - lo, 0.0, 1.0), np.clip(p + hi, 0.0, 1.0)

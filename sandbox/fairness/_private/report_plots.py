@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["group_rates_png", "disparities_png", "MAX_GROUPS_PLOTTED"]
+__all__ = ["group_rates_png", "disparities_png", "bar_colours", "MAX_GROUPS_PLOTTED"]
 
 MAX_GROUPS_PLOTTED = 40
 _COLOURS = {"pass": "#1a7f37", "review": "#b08800", "fail": "#cf222e", "": "#57606a"}
@@ -60,6 +60,14 @@ def group_rates_png(
     return _png(fig)
 
 
+def bar_colours(disparities: pd.DataFrame) -> list[str]:
+    """Colour of each disparity's bar: its verdict's colour if it is decisive, grey if it decides nothing."""
+    return [
+        _COLOURS.get(str(s), _COLOURS[""]) if dec else _COLOURS[""]
+        for s, dec in zip(disparities["verdict"], disparities["decisive"], strict=True)
+    ]
+
+
 def disparities_png(disparities: pd.DataFrame, names: dict[str, str], fallback_fail: float) -> str:
     """Gap between groups per attribute and metric, with interval, against the review and fail thresholds.
 
@@ -75,10 +83,7 @@ def disparities_png(disparities: pd.DataFrame, names: dict[str, str], fallback_f
             np.clip(d["difference_high"].to_numpy(dtype=float) - v, 0, None),
         ]
     )
-    colours = [
-        _COLOURS.get(s, "#57606a") if dec else _COLOURS[""] for s, dec in zip(d["verdict"], d["decisive"], strict=True)
-    ]
-    ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.75)
+    ax.barh(y, np.nan_to_num(v), color=bar_colours(d), alpha=0.75)
     ax.errorbar(np.nan_to_num(v), y, xerr=np.nan_to_num(err), fmt="none", ecolor="#24292f", capsize=2)
     review = d["review_threshold"].dropna()
     fail = d["fail_threshold"].dropna()
