@@ -303,7 +303,8 @@ def test_report_says_what_it_belongs_to() -> None:
     for word in ("vrijgaveverzoek", "req-0007 Vroegsignalering v1", "income_band, arrears_energy", "analist.a"):
         assert word in about
     assert f"<td>{audit.rules.policy_sha256}</td>" in about and "<td>3</td>" in about
-    with pytest.raises(FairnessInputError, match=r"is not the policy this audit applied"):
-        audit.to_html(metadata={**meta, "policy_sha256": "0" * 64})
+    assert "warning" not in about
+    other = audit.to_html(metadata={**meta, "policy_sha256": "0" * 64})
+    assert 'class="mismatch"' in other and f"but this audit applied policy {audit.rules.policy_sha256[:12]}" in other
     with pytest.raises(FairnessInputError, match=r"unknown report metadata \['modle'\]; the fields are"):
         audit.to_html(metadata={"modle": "x"})

@@ -106,7 +106,8 @@ def count_interval(count: np.ndarray, noise_scale: float, alpha: float) -> tuple
     """Interval for the true number of rows behind a released group count (the sum of its four cells).
 
     Exact counts are known: the interval is the count itself. A DP count is off by the sum of four Laplace draws
-    and four roundings; the interval holds the true count with probability at least ``1 - alpha``.
+    and four roundings; the interval holds the true count with probability at least ``1 - alpha`` (its upper end
+    exactly; a cell clipped at 0 can only have lifted the released count, which the lower end treats as noise).
     """
     count = np.asarray(count, dtype=np.float64)
     if noise_scale <= 0:

@@ -38,7 +38,7 @@ table{border-collapse:collapse;font-size:.82em;margin:.5em 0}td,th{border:1px so
 vertical-align:top}th{background:#f6f8fa;text-align:left}td.num{text-align:right;white-space:nowrap}
 .summary{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.6em 1.1em}
 .insufficient{border:2px solid #b08800;background:#fff8c5;border-radius:6px;padding:.5em 1em;font-weight:600}
-img{max-width:100%;height:auto}.small{color:#57606a;font-size:.85em}
+.mismatch{color:#cf222e;font-weight:600}img{max-width:100%;height:auto}.small{color:#57606a;font-size:.85em}
 """
 
 
@@ -236,6 +236,10 @@ def _about(a: FairnessAudit, lang: str, meta: ReportMetadata | None) -> str:
     if meta is None or not meta.items():
         return head
     rows = "".join(f"<tr><th>{esc(text('meta_' + k, lang))}</th><td>{esc(v)}</td></tr>" for k, v in meta.items())
+    own = a.rules.policy_sha256
+    if meta.policy_sha256 and own and meta.policy_sha256 != own:
+        warning = text("meta_policy_mismatch", lang, release=meta.policy_sha256[:12], audit=own[:12])
+        rows += f'<tr><th>{esc(text("meta_warning", lang))}</th><td class="mismatch">{esc(warning)}</td></tr>'
     return f'{head}<section id="about"><h2>{esc(text("about", lang))}</h2><table>{rows}</table></section>'
 
 
@@ -250,7 +254,7 @@ def render_html(
 ) -> str:
     """Render the report (see :meth:`FairnessAudit.to_html`); ``fragment=True`` omits the document shell."""
     text("title", lang)  # validates lang
-    meta = as_metadata(metadata, audit.rules.policy_sha256)
+    meta = as_metadata(metadata)
     names = DisplayNames.build(labels, attribute_labels)
     body = "".join(
         [

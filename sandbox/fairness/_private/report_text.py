@@ -56,6 +56,13 @@ _TEXT: dict[str, dict[str, str]] = {
     "meta_dataset_version": {"en": "dataset version", "nl": "datasetversie"},
     "meta_author": {"en": "author", "nl": "auteur"},
     "meta_policy_sha256": {"en": "policy sha256", "nl": "sha256 van het beleid"},
+    "meta_warning": {"en": "warning", "nl": "waarschuwing"},
+    "meta_policy_mismatch": {
+        "en": "the release is judged under policy {release}..., but this audit applied policy {audit}...: audit "
+        "the model again under the release's policy",
+        "nl": "de vrijgave wordt beoordeeld onder beleid {release}..., maar deze audit paste beleid {audit}... toe: "
+        "audit het model opnieuw onder het beleid van de vrijgave",
+    },
     "not_decisive": {"en": "does not decide", "nl": "beslist niet"},
     "detectable": {"en": "detectable gap (80% power)", "nl": "aantoonbaar verschil (80% kans)"},
     "evidence": {"en": "evidence", "nl": "bewijs"},

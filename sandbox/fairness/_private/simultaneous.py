@@ -306,13 +306,13 @@ def detectable_gap(
     out = np.full(n.shape, np.nan)
     if usable_idx.size < 2 or not np.isfinite(c) or n[usable_idx].sum() <= 0:
         return out, float("nan")
-    p0 = float(a[usable_idx].sum() / n[usable_idx].sum())
+    p0 = float((a[usable_idx].sum() + 1.0) / (n[usable_idx].sum() + 2.0))  # never exactly 0 or 1
     up = p0 <= 0.5
     room = 1.0 - p0 if up else p0
     refs = _references(usable_idx[np.argsort(-n[usable_idx], kind="stable")], n.size)
     n_ref = n[refs]
     ref_lo, ref_hi = half_widths(p0 * n_ref, n_ref, noise_sd(np.full(n_ref.shape, p0), n_ref, ka, kc, noise_scale), c)
-    s_ref = rate_se_at(np.full(n_ref.shape, p0), n_ref, ka, kc, noise_scale)
+    s_ref = np.maximum(rate_se_at(np.full(n_ref.shape, p0), n_ref, ka, kc, noise_scale), 1e-12)
 
     level = float(special.erfc(c / np.sqrt(2.0)))
 
