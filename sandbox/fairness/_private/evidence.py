@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .simultaneous import POWER
+from .power import POWER
 from .verdict import INSUFFICIENT
 
 __all__ = ["Evidence", "DetectableGap", "audit_evidence"]
