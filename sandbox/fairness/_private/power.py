@@ -8,8 +8,8 @@ the pair's half-width ``w_gj`` at the metric's critical value ``c``. With the gr
 Gauss–Hermite quadrature, against the (up to) eight best-measured other groups (more would only add power).
 ``delta`` is found by bisection on ``[0, room]``; NaN where no gap within the rate's range reaches 80%.
 
-Simulated (``tests/test_fairness_coverage.py``): one group lower by the reported gap is detected in 79–80% of
-1000 audits, for groups of 300 to 30,000, exact and with the vault's noise. All the (rate, critical value) queries
+Simulated (``tests/test_fairness_coverage.py``): one group lower by the reported gap is detected in 78–81% of
+1000 audits, for groups of 300 to 30,000, exact and with DP noise. All the (rate, critical value) queries
 of a facet are solved in one vectorised pass.
 """
 
