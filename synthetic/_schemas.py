@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sandbox import Column, TableSchema
 
-from ._categories import codes, describe
+from ._categories import CATEGORY_LABELS, codes, describe
 
 __all__ = [
     "MAX_HOUSEHOLDS",
@@ -50,7 +50,18 @@ def _num(name: str, kind: str, nl: str, en: str, bounds: str | None = None, desc
 def _cat(name: str, nl: str, en: str, codes_of: str | None = None, desc: str = "") -> Column:
     key = codes_of or name
     text = f"{desc} Codes: {describe(key)}." if desc else f"Codes: {describe(key)}."
-    return Column(name, "category", nl, en, categories=codes(key), description=text)
+    labels = CATEGORY_LABELS[key]
+    cats = codes(key)
+    return Column(
+        name,
+        "category",
+        nl,
+        en,
+        categories=cats,
+        description=text,
+        category_labels_nl=tuple(labels[c][0] for c in cats),
+        category_labels_en=tuple(labels[c][1] for c in cats),
+    )
 
 
 def _bool(name: str, nl: str, en: str, desc: str = "") -> Column:
