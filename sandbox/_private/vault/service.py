@@ -26,7 +26,8 @@ from sandbox._private.shared.schema import TableSchema
 
 from .dp.engine import Checked, DPEngine
 from .dp.tabledata import TableData
-from .ledger.ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .ledger.ledger import CHARGE_EVENT, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .outbox.journal import AuditLog, GroupAppender, read_entries
 from .registry import DatasetRegistry
 from .tokens import TokenInfo, TokenStore
 
@@ -81,8 +82,15 @@ class VaultService:
     _tables: dict[tuple[str, int], TableData] = field(default_factory=dict, init=False, repr=False)
     _tables_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    recovered: list[str] = field(default_factory=list, init=False)
+
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.layout.tokens)
+        # every finalised or failed charge is journalled (keyed, group-committed) before it is returned
+        journal = AuditLog(self.layout.journal)
+        self.ledger.attach_journal(GroupAppender(journal))
+        journal.recover()  # a torn last line (crash during an append) is repaired before anything is appended
+        self.recovered = self.ledger.recover(lambda: _journalled_charges(self.layout))
 
     @property
     def registry(self) -> DatasetRegistry:
@@ -211,6 +219,11 @@ class VaultService:
         record = self.ledger.result(result_id)
         record.verify()
         return result_payload(record, reused=True, charged=0.0)
+
+
+def _journalled_charges(layout: WorkspaceLayout) -> set[str]:
+    """Ids of the charges in the journal (read only when a crash may have left one out)."""
+    return {str(e.payload.get("id")) for e in read_entries(layout.journal) if e.type == CHARGE_EVENT}
 
 
 def _mechanism(answer: Any, fallback: str) -> str:
