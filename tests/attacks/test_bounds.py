@@ -29,6 +29,7 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery
 from sandbox._private.shared.schema import Column
 from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.fairness_audit import audit_model
 from sandbox._private.vault.dp.tabledata import TableData
 
 from ._dp_models import _frame, _schema
@@ -189,3 +190,56 @@ def test_naive_bayes_priors_are_not_fractions_of_the_row_count(attack_figure: Ca
     attack_figure(f"20 fits: prior(True) = 0 in {zero_priors}; class counts summed to {sorted(set(totals))[:5]}...")
     assert zero_priors == 0
     assert len(set(totals)) > 1, "the noisy class counts always sum to the same number: the row count leaks"
+
+
+@pytest.fixture(scope="module")
+def neighbour_service(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from neighbours.population import write_neighbours
+
+    from sandbox._private.vault.server import open_service
+
+    root = tmp_path_factory.mktemp("failures")
+    _, d1 = write_neighbours(root / "population", n=200)
+    svc = open_service(root / "ws")
+    svc.registry.add_population(d1)
+    return svc
+
+
+_FAILING = {
+    "query": ("sandbox._private.vault.dp.engine.DPEngine.answer", 0.3),
+    "fit": ("sandbox._private.vault.dp.engine.DPEngine.fit", 1.0),
+    "audit": ("sandbox._private.vault.dp.fairness_audit.compute_audit", 0.5),
+}
+
+
+@pytest.mark.attack("error oracle", defence="a failed computation keeps its charge (reserve before compute)")
+@pytest.mark.parametrize("what", sorted(_FAILING))
+def test_a_failed_computation_is_charged(
+    what: str, neighbour_service: Any, monkeypatch: pytest.MonkeyPatch, attack_figure: Callable[[str], None]
+) -> None:
+    """A computation that fails in the vault (here made to fail, as a failure that depended on one household would
+    on D') still spends its ε, every time: probing for the failure is never free."""
+    from sandbox._private.vault.tokens import TokenInfo
+
+    svc, who = neighbour_service, TokenInfo(f"prober-{what}", "analyst", "", "")
+    model = svc.fit({"dataset": "households", "epsilon": 1.0, "spec": {"estimator": "logistic_regression",
+                     "target": "eviction", "features": ["household_type"]}}, who, None)  # fmt: skip
+    target, eps = _FAILING[what]
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("numerical failure that only the lone household triggers")
+
+    monkeypatch.setattr(target, failing)
+    calls = {
+        "query": lambda i: svc.query({"dataset": "households", "kind": "count", "epsilon": eps + i * 1e-6}, who, None),
+        "fit": lambda i: svc.fit({"dataset": "households", "epsilon": eps + i * 1e-6, "spec": {"estimator":
+                                  "gaussian_nb", "target": "eviction", "features": ["urbanisation"]}}, who, None),
+        "audit": lambda i: audit_model(svc, model["id"], None, eps + i * 1e-6, who, None),
+    }  # fmt: skip
+    before = svc.budget("households", who)["analyst_epsilon_spent"]
+    for i in range(3):
+        with pytest.raises(RuntimeError, match="numerical failure"):
+            calls[what](i)
+    spent = svc.budget("households", who)["analyst_epsilon_spent"] - before
+    attack_figure(f"{what}: 3 failed computations charged ε={spent:.6f} (3 x {eps})")
+    assert spent == pytest.approx(3 * eps, abs=1e-5)
