@@ -2,7 +2,7 @@
 
 The harness (:mod:`.harness`) runs the same battery of analyst actions against two real vault processes, one on
 D and one on D'. ``make test`` runs the small battery (300 households, 5 bin counts, 30 repetitions);
-``make attack`` runs the long one (``tests/attacks/test_neighbours_long.py``: 2000 households, 39 bin counts, 600
+``make attack`` runs the long one (``tests/attacks/test_neighbours_long.py``: 2000 households, 38 bin counts, 600
 repetitions). Each test states what it compares and its acceptance range.
 """
 

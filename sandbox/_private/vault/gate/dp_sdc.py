@@ -24,8 +24,9 @@ true cell statistics (DESIGN invariant 10). Per table item:
 A noisy count below ``min_count`` fails the item (the request is blocked), as for released counts. A negative
 noisy margin only asks for review: dominance is a property of one or two households, which is exactly what DP
 hides, so the margins cannot tell a dominated small cell from a safe one (their noise is about ``3 c M / eps``).
-They tell the analyst only that a cell is far from dominance, when its total exceeds about ``7 c M / eps``
-(the false-flag rate is then below 5%); the reviewers apply the exact rules.
+They tell the analyst only that a cell is far from dominance, when its total exceeds about
+``6.9 c M / (k_d eps)`` (``6.9 M / eps`` for the default ``k_d = 0.85``; the false-flag rate is then below 5%); the
+reviewers apply the exact rules.
 
 A test is one ledger charge of kind ``"sdc_test"`` keyed on the item and epsilon, so the same item in a later
 request reuses its stored test at no cost (no averaging). With ``sdc_test_epsilon: 0`` no test is run and those
