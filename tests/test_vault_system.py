@@ -340,6 +340,7 @@ def _calls(seed: dict[str, Any], model: dict[str, Any], state: dict[str, str]) -
         # retrying the release of a request that is not approved is refused; the refusal must not leak either
         ("post", "/v1/releases/{request_id}/release"): ("admin", lambda c: c.post(req("/release")), (200, 400, 409)),
         ("get", "/v1/verify"): ("admin", lambda c: c.get("/v1/verify"), ok),
+        ("get", "/v1/gate/flags"): ("reviewer", lambda c: c.get("/v1/gate/flags"), ok),
         ("post", "/v1/models/{model_id}/audit"): (
             "analyst",
             lambda c: c.post(f"/v1/models/{model['id']}/audit", json={"protected": ["household_type"]}),

@@ -39,6 +39,7 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/releases/{request_id}/actions"): ANY,  # checked per action: see REVIEWER_ACTIONS
     ("POST", "/v1/releases/{request_id}/release"): frozenset({"reviewer", "admin"}),
     ("GET", "/v1/verify"): frozenset({"reviewer", "admin"}),
+    ("GET", "/v1/gate/flags"): frozenset({"reviewer", "admin"}),
 }
 REVIEWER_ACTIONS = ("approve", "reject", "return")
 PATH_VALUES = {

@@ -21,6 +21,7 @@ __all__ = [
     "AuthError",
     "FairnessInputError",
     "ReleaseError",
+    "RequestCapError",
     "IntegrityError",
     "OutputPathError",
     "StudyError",
@@ -78,6 +79,10 @@ class FairnessInputError(SandboxError, ValueError):
 
 class ReleaseError(SandboxError, ValueError):
     """A release request or review action is refused by the gate or the workflow."""
+
+
+class RequestCapError(ReleaseError):
+    """A release request is over the policy's daily cap (HTTP 429); the message states the cap and its reset."""
 
 
 class IntegrityError(SandboxError):

@@ -20,6 +20,7 @@ from .errors import (
     NotFoundError,
     PolicyError,
     QueryError,
+    RequestCapError,
     SandboxError,
     SchemaError,
 )
@@ -51,6 +52,7 @@ class Forbidden(AuthError):
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Forbidden, 403),
+    (RequestCapError, 429),
     (AuthError, 401),
     (NotFoundError, 404),
     (BudgetExceededError, 409),

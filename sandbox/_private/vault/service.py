@@ -256,7 +256,7 @@ def _dataset_summary(d: DatasetRecord) -> dict[str, Any]:
         "privacy_unit": schema.get("privacy_unit", ""),
         "population": d.population,
         "schema_sha256": d.schema_sha256,
-        "files_sha256": d.files_sha256,
+        # no files_sha256: a hash of the protected rows is neither public nor DP (invariant 10); the ledger has it
         "epsilon_budget": d.epsilon_budget,
         "delta_budget": d.delta_budget,
         "created": d.created,

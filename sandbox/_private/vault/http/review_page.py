@@ -2,9 +2,18 @@
 
 Every value is inserted with ``textContent``, never as HTML, so nothing an analyst wrote (a title, a comment, a
 category label) can run in a reviewer's browser. The token lives in ``sessionStorage`` of the tab only.
+
+What the page shows reviewers beyond the analyst's view: the request's ``reviewer_findings`` (the exact disclosure
+verdict and reasons per item, with true small counts; whether the request may be approved) and the flags of
+analysts with repeated blocked or exact-fail requests (``GET /v1/gate/flags``). Votes and comments are visible to
+the analyst, so the page offers the standard rejection text, which states no figures.
 """
 
 from __future__ import annotations
+
+import json
+
+from sandbox._private.vault.gate.requests import STANDARD_REASON
 
 __all__ = ["REVIEW_PAGE", "REVIEW_JS"]
 
@@ -36,7 +45,9 @@ REVIEW_PAGE = """<!doctype html>
 <section id="list-section" hidden>
  <h2>Requests</h2>
  <table id="requests"><thead><tr><th>Title</th><th>Author</th><th>Status</th><th>Reviews</th>
- <th>Gate</th><th>&epsilon;</th></tr></thead><tbody></tbody></table>
+ <th>Gate</th><th>Exact checks</th><th>&epsilon;</th></tr></thead><tbody></tbody></table>
+ <h3>Flags</h3>
+ <ul id="flags"></ul>
 </section>
 <section id="detail" hidden>
  <h2 id="detail-title"></h2>
@@ -45,6 +56,9 @@ REVIEW_PAGE = """<!doctype html>
  <p><b>Status:</b> <span id="detail-status"></span> &middot; <b>Gate:</b> <span id="detail-verdict"></span>
   &middot; <b>Reviews:</b> <span id="detail-votes-in"></span></p>
  <ul id="detail-reasons"></ul>
+ <h3>Exact disclosure checks (reviewers only)</h3>
+ <p id="detail-exact"></p>
+ <ul id="detail-flags"></ul>
  <h3>Privacy spend</h3>
  <p id="detail-spend"></p>
  <h3>Items and checks</h3>
@@ -62,7 +76,9 @@ REVIEW_PAGE = """<!doctype html>
   <button id="return" type="button">Return to author</button>
   <button id="reject" type="button">Reject</button>
   <button id="comment-only" type="button">Comment</button>
+  <button id="standard-reason" type="button">Use the standard reason</button>
  </p>
+ <p>Votes and comments are shown to the analyst: do not quote the exact findings.</p>
 </section>
 <script src="/review/app.js"></script>
 </body>
@@ -72,6 +88,7 @@ REVIEW_PAGE = """<!doctype html>
 REVIEW_JS = r"""
 "use strict";
 let current = null;
+const STANDARD_REASON = __STANDARD_REASON__;
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -127,9 +144,18 @@ async function loadList() {
     tr.appendChild(el("td", r.status + " (" + r.state + ")"));
     tr.appendChild(el("td", r.votes_in + " of " + r.required_approvals));
     tr.appendChild(el("td", r.gate.verdict, r.gate.verdict));
+    const exact = (r.reviewer_findings || {}).disclosure_verdict || "-";
+    tr.appendChild(el("td", exact, exact));
     tr.appendChild(el("td", Number(r.gate.total_epsilon).toFixed(3)));
   }
+  const flags = await api("GET", "/v1/gate/flags");
+  document.getElementById("flags").replaceChildren(...flags.map(flagItem));
   document.getElementById("list-section").hidden = false;
+}
+
+function flagItem(f) {
+  return el("li", f.analyst + " on " + f.dataset + ", " + f.day + ": " + f.blocked + " blocked and " + f.exact_fail +
+    " failing the exact checks, of " + f.requests + " requests (flag from " + f.threshold + ")", "review");
 }
 
 function fairnessReport(values) {
@@ -153,15 +179,23 @@ function fairnessReport(values) {
   return box;
 }
 
-function itemBlock(item, detail) {
+function itemBlock(item, detail, exact) {
   const box = el("div");
   box.className = "item";
   box.dataset.kind = item.kind;
   box.appendChild(el("h4", item.kind + " " + item.id + " - " + item.dataset + " - epsilon " + item.epsilon));
-  box.appendChild(el("p", "Gate: " + item.verdict, item.verdict));
+  box.appendChild(el("p", "Gate (the analyst's view, DP values only): " + item.verdict, item.verdict));
   const ul = el("ul");
   for (const r of item.reasons) ul.appendChild(el("li", r));
   box.appendChild(ul);
+  if (exact) {
+    const v = exact.disclosure_verdict;
+    box.appendChild(el("p", "Exact disclosure checks (true counts, reviewers only): " + v, v));
+    const ex = el("ul");
+    ex.className = "exact";
+    for (const r of exact.reasons) ex.appendChild(el("li", r));
+    box.appendChild(ex);
+  }
   const values = (detail && detail.values) || {};
   if (item.kind === "audit") box.appendChild(fairnessReport(values));
   else if (item.kind === "aggregate" && values.rows) {
@@ -185,8 +219,16 @@ async function openRequest(id) {
   reasons.replaceChildren(...r.gate.reasons.map((x) => el("li", x)));
   const eps = Number(r.gate.total_epsilon).toFixed(3);
   say("detail-spend", "Total epsilon " + eps + " over " + r.gate.items.length + " items");
+  const findings = r.reviewer_findings || {};
+  const exactById = {};
+  for (const f of findings.items || []) exactById[f.id] = f;
+  const verdict = findings.disclosure_verdict || "not recorded (request made before exact findings were kept)";
+  const ex = document.getElementById("detail-exact");
+  ex.textContent = verdict + (findings.approvable === false ? " - cannot be approved: reject or return it" : "");
+  ex.className = findings.disclosure_verdict || "";
+  document.getElementById("detail-flags").replaceChildren(...(findings.flags || []).map(flagItem));
   const items = document.getElementById("items");
-  items.replaceChildren(...r.gate.items.map((i) => itemBlock(i, (r.details || {})[i.id])));
+  items.replaceChildren(...r.gate.items.map((i) => itemBlock(i, (r.details || {})[i.id], exactById[i.id])));
   const ledger = Object.values(r.details || {}).map((d) => d.ledger);
   const prov = document.getElementById("provenance");
   const provCols = ["id", "kind", "dataset", "version", "epsilon", "delta", "mechanism", "run_id", "analyst",
@@ -218,8 +260,11 @@ document.getElementById("login-form").addEventListener("submit", (ev) => {
   loadList().then(() => say("who", "Logged in.")).catch(fail);
 });
 const buttons = [["approve", "approve"], ["return", "return"], ["reject", "reject"], ["comment-only", "comment"]];
+document.getElementById("standard-reason").addEventListener("click", () => {
+  document.getElementById("comment").value = STANDARD_REASON;
+});
 for (const [id, action] of buttons) {
   document.getElementById(id).addEventListener("click", () => act(action).catch(fail));
 }
 if (sessionStorage.getItem("token")) loadList().catch(fail);
-"""
+""".replace("__STANDARD_REASON__", json.dumps(STANDARD_REASON))
