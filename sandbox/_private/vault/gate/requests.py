@@ -205,12 +205,23 @@ class ReleaseService:
         self.sync_charges()
         with self._tx() as tx:
             state = _state_from_json(self._row(tx, request_id)[8])
-            t = apply(state, action, actor, comment=comment)
+            own = self._approvals_by(tx, actor.name, request_id) if action == "approve" else ()
+            t = apply(state, action, actor, comment=comment, own_approvals=own)
             self._save(tx, t.state)
             self._log(tx, [_event(actor, e, request_id) for e in t.events])
         if t.state.status == "approved":
             self.release(request_id, actor)
         return self.show(request_id, actor)
+
+    def _approvals_by(self, tx: Tx, reviewer: str, request_id: str) -> list[tuple[str, str]]:
+        """Return the reviewer's approval comments on other requests (the workflow's comment rule refuses a copy)."""
+        rows = tx.execute("SELECT id, state_json FROM gate_requests WHERE id <> ?", (request_id,))
+        return [
+            (str(rid), str(v["comment"]))
+            for rid, state_json in rows
+            for v in json.loads(state_json)["votes"]
+            if v["reviewer"] == reviewer and v["decision"] == "approve"
+        ]
 
     def release(self, request_id: str, actor: Actor) -> PublishedRelease:
         """Write an approved request to the outbox and mark it released (also an admin's retry)."""
