@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sandbox._private.shared.errors import FairnessInputError
+
 from .rules import FACET_SEP
 
 __all__ = ["ReportMetadata", "DisplayNames", "as_metadata"]
