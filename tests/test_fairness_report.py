@@ -191,6 +191,7 @@ def test_small_sample_audit_shows_power_and_insufficient_evidence_before_anythin
     (gap,) = ev.gaps
     fail = audit.rules.thresholds["equalized_odds_difference"].fail
     assert gap.metric == "equalized_odds" and gap.detectable_gap > fail and not gap.detects_threshold
+    assert ev.undetectable == (gap,)
     for lang, label, power in (
         ("en", "insufficient evidence: this audit cannot show the model is fair", "Power"),
         ("nl", "onvoldoende bewijs: deze audit kan niet aantonen dat het model eerlijk is", "Onderscheidend vermogen"),

@@ -27,17 +27,16 @@ def _households(scenario: str, n: int) -> pd.DataFrame:
     return pop.households.merge(pop.ground_truth, on="household_id", validate="one_to_one")
 
 
+def _audit_labels(hh: pd.DataFrame):
+    """The registered label audited as a prediction of the latent truth."""
+    truth, registered = hh["true_problematic_debt"], hh["registered_problematic_debt"]
+    return audit_predictions(truth, registered, hh[ATTRS], policy=POLICY, n_boot=500, random_state=0)
+
+
 @pytest.fixture(scope="module", params=["default", "no_bias"])
 def audited(request: pytest.FixtureRequest):
     hh = _households(request.param, 30_000 if request.param == "default" else 60_000)
-    audit = audit_predictions(
-        hh["true_problematic_debt"],
-        hh["registered_problematic_debt"],
-        hh[ATTRS],
-        policy=POLICY,
-        n_boot=500,
-        random_state=0,
-    )
+    audit = _audit_labels(hh)
     proxies = proxy_check(
         hh[["neighbourhood_deprivation", "language_proficiency", "n_adults"]], hh[ATTRS], policy=POLICY
     )
@@ -58,15 +57,7 @@ def test_label_bias_is_flagged_and_control_passes(audited) -> None:
 
 
 def test_a_control_too_small_to_show_fairness_is_insufficient_evidence_not_pass() -> None:
-    hh = _households("no_bias", 30_000)
-    audit = audit_predictions(
-        hh["true_problematic_debt"],
-        hh["registered_problematic_debt"],
-        hh[ATTRS],
-        policy=POLICY,
-        n_boot=500,
-        random_state=0,
-    )
+    audit = _audit_labels(_households("no_bias", 30_000))
     eo = audit.disparities.set_index(["attribute", "metric", "reference"]).loc[
         ("migration_background", "equalized_odds", "between_groups")
     ]

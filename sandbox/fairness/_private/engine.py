@@ -19,11 +19,11 @@ from .counts import CountTable, FacetCounts
 from .group_stats import facet_draws, marginal_intervals
 from .intervals import count_interval
 from .metrics import DISPARITIES, DISPARITY_RATES, RATES, Gap, group_rates, pick_gap, undefined_reasons
+from .power import detectable_gaps
 from .rules import AuditRules
 from .simultaneous import (
     RateDraws,
     critical_value,
-    detectable_gap,
     max_box_t,
     max_pair_t,
     max_to_overall_t,
@@ -278,11 +278,9 @@ def _power(
     per_metric: dict[str, dict[str, float]] = {m: {} for m in DISPARITIES}
     per_group: list[dict[str, np.ndarray]] = []
     for fs in facets:
-        found = {
-            (m, r): detectable_gap(fs.facet.counts, r, fs.draws[r].usable, crits[m].pair, noise_scale)
-            for m, rates in DISPARITIES.items()
-            for r in rates
-        }
+        keys = [(m, r) for m, rates in DISPARITIES.items() for r in rates]
+        queries = [(r, fs.draws[r].usable, crits[m].pair) for m, r in keys]
+        found = dict(zip(keys, detectable_gaps(fs.facet.counts, queries, noise_scale), strict=True))
         per_group.append({r: found[(rate_family(r, rules), r)][0] for r in DISPARITY_RATES})
         for m, rates in DISPARITIES.items():
             gaps = [found[(m, r)][1] for r in rates]

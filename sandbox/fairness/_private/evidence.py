@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from .simultaneous import POWER
+from .power import POWER
 from .verdict import INSUFFICIENT
 
 __all__ = ["Evidence", "DetectableGap", "audit_evidence"]
@@ -82,9 +82,9 @@ class Evidence:
             "power": self.power,
             "detectable_gaps": [g.to_dict() for g in self.gaps],
             "explanation": (
-                "detectable_gap is the smallest gap between one group and the best-measured group that this audit "
-                f"detects (its simultaneous interval excludes 0) with {self.power:.0%} probability; where it exceeds "
-                "the fail threshold, the audit could have missed a gap of the threshold's size"
+                "detectable_gap is the smallest gap by which one group can differ from the others and still be "
+                f"detected by this audit (a simultaneous interval excluding 0) with {self.power:.0%} probability; "
+                "where it exceeds the fail threshold, the audit could have missed a gap of the threshold's size"
             ),
         }
 

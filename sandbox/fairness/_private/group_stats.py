@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .intervals import clopper_pearson, noise_sd, rate_parts, rate_se
+from .intervals import clopper_pearson, noise_sd, rate_parts, rate_se, rate_se_at
 from .metrics import group_rates
 from .simultaneous import RateDraws, half_widths, order_quantile
 
@@ -28,6 +28,14 @@ def _noise_sd(counts: np.ndarray, rate: str, noise_scale: float) -> np.ndarray:
     return noise_sd((a + 1.0) / (a + c + 2.0), a + c, ka, kc, noise_scale)
 
 
+def _rate_se_parts(a: np.ndarray, c: np.ndarray, ka: int, kc: int, noise_scale: float) -> np.ndarray:
+    return rate_se_at((a + 1.0) / (a + c + 2.0), a + c, ka, kc, noise_scale)
+
+
+def _rate(a: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return np.divide(a, n, out=np.full(np.shape(a), np.nan), where=n > 0)
+
+
 def facet_draws(
     counts: np.ndarray,
     boot: np.ndarray,
@@ -37,26 +45,28 @@ def facet_draws(
 ) -> dict[str, RateDraws]:
     """One :class:`RateDraws` per rate for a facet with counts ``(..., G, 4)`` and resamples ``(..., B, G, 4)``."""
     total, total_boot = counts.sum(axis=-2), boot.sum(axis=-2)
-    point, dist, tdist = group_rates(counts), group_rates(boot), group_rates(total_boot)
     out = {}
     for rate in rates:
-        a, c, _, _ = rate_parts(counts, rate)
+        a, c, ka, kc = rate_parts(counts, rate)
+        ab, cb, _, _ = rate_parts(boot, rate)  # the resamples' sums, once per rate
         ta, tc, _, _ = rate_parts(total, rate)
+        tab, tcb, _, _ = rate_parts(total_boot, rate)
+        p = _rate(a, a + c)
         out[rate] = RateDraws(
             a=a,
             n=a + c,
-            p=point[rate],
-            s=rate_se(counts, rate, noise_scale),
+            p=p,
+            s=_rate_se_parts(a, c, ka, kc, noise_scale),
             noise_sd=_noise_sd(counts, rate, noise_scale),
-            pb=dist[rate],
-            sb=rate_se(boot, rate, noise_scale),
-            usable=usable & ~np.isnan(point[rate]),
+            pb=_rate(ab, ab + cb),
+            sb=_rate_se_parts(ab, cb, ka, kc, noise_scale),
+            usable=usable & ~np.isnan(p),
             total_a=ta,
             total_n=ta + tc,
             total_noise_sd=_noise_sd(total, rate, noise_scale),
-            total_s=rate_se(total, rate, noise_scale),
-            total_b=tdist[rate],
-            total_sb=rate_se(total_boot, rate, noise_scale),
+            total_s=_rate_se_parts(ta, tc, ka, kc, noise_scale),
+            total_b=_rate(tab, tab + tcb),
+            total_sb=_rate_se_parts(tab, tcb, ka, kc, noise_scale),
         )
     return out
 

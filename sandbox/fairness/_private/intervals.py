@@ -75,9 +75,14 @@ def rate_parts(counts: np.ndarray, rate: str) -> tuple[np.ndarray, np.ndarray, i
     """Successes ``a`` and failures ``c`` of ``rate`` from counts ``(..., 4)``, with the number of cells in each."""
     num, den = RATES[rate]
     rest = tuple(i for i in den if i not in num)
-    a = counts[..., list(num)].sum(axis=-1)
-    c = counts[..., list(rest)].sum(axis=-1)
-    return a, c, len(num), len(rest)
+
+    def cells(idx: tuple[int, ...]) -> np.ndarray:  # views added up: no copy of a (B, G, k) block
+        out = np.asarray(counts[..., idx[0]], dtype=np.float64).copy()
+        for i in idx[1:]:
+            out += counts[..., i]
+        return out
+
+    return cells(num), cells(rest), len(num), len(rest)
 
 
 def noise_sd(p: np.ndarray, n: np.ndarray, ka: int, kc: int, noise_scale: float) -> np.ndarray:

@@ -30,10 +30,10 @@ _TEXT: dict[str, dict[str, str]] = {
     },
     "power": {"en": "Power", "nl": "Onderscheidend vermogen"},
     "power_intro": {
-        "en": "The smallest gap between one group and the best-measured group that this audit detects with "
-        "{power}% probability:",
-        "nl": "Het kleinste verschil tussen één groep en de best gemeten groep dat deze audit met {power}% kans "
-        "ontdekt:",
+        "en": "The smallest gap by which one group can differ from the others and still be detected by this audit "
+        "with {power}% probability:",
+        "nl": "Het kleinste verschil waarmee één groep van de andere kan afwijken en dat deze audit met {power}% "
+        "kans ontdekt:",
     },
     "power_line": {
         "en": "{attribute} ({definition}): {gap:.1f} percentage points (fail threshold {fail:.1f})",

@@ -9,22 +9,35 @@ interval of the selected pair misses the truth (5 equal groups: 66–72% coverag
 
 What is done instead
 --------------------
-1. Every difference ``d_ij = p_i - p_j`` of two usable groups gets the interval ``d_ij ± c · s_ij`` with
-   ``s_ij = sqrt(s_i² + s_j²)`` (standard errors with one success and one failure added, plus the DP noise).
-2. The one critical value ``c`` makes these intervals hold **simultaneously** for every pair of every facet
-   of a metric: it is the ``1 - alpha`` quantile of ``T = max over facets, rates and pairs of
-   |(d*_ij - d_ij)| / s*_ij`` over bootstrap resamples ``*`` (the "max-t" method; the studentised differences are
-   smooth, so their bootstrap is consistent also at ties). Resamples are multinomial draws of the confusion counts
-   and, for DP counts, get fresh Laplace noise of the release's scale, rounded and clipped at 0 as the release was.
-3. When all pairwise intervals hold, ``D`` (the largest ``|d_ij|``) lies in
-   ``[max_ij max(0, |d_ij| - c s_ij), max_ij (|d_ij| + c s_ij)]``, clipped to ``[0, 1]``. Its coverage is therefore
-   at least that of the pairwise family, for equal and for unequal groups alike, and the test "the lower end is
-   above 0" has a false-alarm rate of at most ``alpha`` for the whole audit when all groups are equal.
+1. A critical value ``c`` that holds **simultaneously** for every pair of usable groups of every facet of a metric:
+   the ``1 - alpha`` quantile of ``T = max over facets, rates and pairs of |d*_ij - d_ij| / s*_ij`` over bootstrap
+   resamples ``*`` (the "max-t" method; ``s`` are standard errors with one success and one failure added, plus the
+   DP noise). The studentised pairwise differences are smooth, so their bootstrap is consistent also at ties.
+   Resamples are multinomial draws of the confusion counts and, for DP counts, get fresh Laplace noise of the
+   release's scale, rounded and clipped at 0 as the release was, so ``c`` reflects the noise's heavy tails.
+2. Each pair's interval is built from the two groups' own bounds at the per-comparison level ``2 (1 - Phi(c))``
+   that ``c`` stands for: exact Clopper–Pearson bounds plus ``c`` noise standard deviations, combined by MOVER
+   (Newcombe's hybrid construction), ``d_ij - sqrt(lo_i² + hi_j²)`` to ``d_ij + sqrt(hi_i² + lo_j²)``. For large
+   groups this is ``d_ij ± c s_ij``; for small ones it keeps the binomial's own spread, which the bootstrap cannot
+   see (a group with 9 successes of 9 resamples to 9 of 9 every time).
+3. When all pairwise intervals hold, ``D`` (the largest ``|d_ij|``) lies in ``[max_ij max(0, lower end of
+   |d_ij|), max_ij upper end of |d_ij|]``, clipped to ``[0, 1]``. Its coverage is therefore at least that of the
+   pairwise family, for equal and for unequal groups alike, and the test "the lower end is above 0" has a
+   false-alarm rate of at most ``alpha`` for the whole audit when all groups are equal.
+
+Why this and not another construction: Bonferroni over all pairs with exact bounds is valid too, but wider
+(its per-pair level ignores that the pairs share groups) and, with DP noise, needs Laplace quantiles far in the
+tail; a bias-corrected bootstrap of the maximum itself has no guarantee at ties, the very case to get right. The
+max-t bootstrap adapts to the groups' sizes, the facets' dependence and the noise, and the exact bounds keep small
+groups honest. Measured (``tests/test_fairness_coverage.py``: five groups of 30, 300 and 30,000, exact, with DP
+noise of scale 2 and with the vault's 18.7; 1000 audits per design): coverage 94–100% for equal and unequal
+groups; with equal groups the gap test is significant in 3.0–4.7% of 2000 audits and the fail verdict in at most
+3.0%; one group off by the reported detectable gap is found in 78–81%.
 
 Ratios (``min / max``) and the comparisons with the facet's overall rate are derived the same way from
-simultaneous intervals of the group rates themselves (``p_g ± c_box s_g``, ``c_box`` from the largest studentised
-deviation of any group or total). A simultaneous interval is conservative when one pair clearly dominates the gap;
-the price is stated as power: :func:`detectable_gap` gives the smallest gap the test detects with 80% probability.
+simultaneous intervals of the group rates themselves (critical value from the largest studentised deviation of
+any group or total). A simultaneous interval is conservative when one pair clearly dominates the gap; the price is
+stated as power: :func:`~.power.detectable_gaps` gives the smallest gap the test detects with 80% probability.
 
 Shapes: groups are the last axis, resamples the one before (``(..., B, G)``); any leading axes are independent
 audits, which lets a coverage study run thousands of audits in one vectorised pass. The engine has none.
@@ -32,19 +45,18 @@ audits, which lets a coverage study run thousands of audits in one vectorised pa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
 
-from .intervals import clopper_pearson, noise_sd, rate_parts, rate_se_at
+from .intervals import clopper_pearson
 
 __all__ = ["RateDraws", "order_quantile", "max_pair_t", "max_box_t", "max_to_overall_t", "critical_value"]
 __all__ += ["half_widths", "pair_gap_interval", "box_intervals", "ratio_interval", "to_overall_interval"]
-__all__ += ["detectable_gap", "POWER"]
 
-POWER = 0.8
+_Pair = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,9 @@ class RateDraws:
     total_s: np.ndarray
     total_b: np.ndarray
     total_sb: np.ndarray
+    _widths: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )  # half-widths by critical value: the engine asks for the same ones for differences, ratios and power
 
     @property
     def total_p(self) -> np.ndarray:
@@ -80,11 +95,21 @@ class RateDraws:
 
     def half_widths(self, c: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper half-widths of every group's rate at critical value ``c`` (:func:`half_widths`)."""
-        return half_widths(self.a, self.n, self.noise_sd, np.asarray(c)[..., None])
+        return self._memo("groups", c, lambda: half_widths(self.a, self.n, self.noise_sd, np.asarray(c)[..., None]))
 
     def total_half_widths(self, c: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper half-widths of the facet's overall rate at critical value ``c``."""
-        return half_widths(self.total_a, self.total_n, self.total_noise_sd, np.asarray(c))
+        return self._memo(
+            "total", c, lambda: half_widths(self.total_a, self.total_n, self.total_noise_sd, np.asarray(c))
+        )
+
+    def _memo(self, what: str, c: float | np.ndarray, compute: Callable[[], _Pair]) -> _Pair:
+        if np.ndim(c) != 0:  # one critical value per audit of a study: nothing to share
+            return compute()
+        key = (what, float(c))
+        if key not in self._widths:
+            self._widths[key] = compute()
+        return self._widths[key]
 
 
 def half_widths(
@@ -263,82 +288,3 @@ def to_overall_interval(
         _fmin_usable(high, u),
     )
     return tuple(np.where(none, np.nan, np.clip(v, 0.0, 1.0)) for v in out)  # type: ignore[return-value]
-
-
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(16)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-_MAX_REFS = 8
-
-
-def _references(order: np.ndarray, size: int) -> np.ndarray:
-    """For every group, the (up to) ``_MAX_REFS`` largest usable groups other than itself, ``(G, K)``."""
-    k = min(_MAX_REFS, order.size - 1)
-    cand = order[: k + 1]
-    refs = np.empty((size, k), dtype=np.int64)
-    for g in range(size):
-        refs[g] = cand[cand != g][:k]
-    return refs
-
-
-def detectable_gap(
-    counts: np.ndarray, rate: str, usable: np.ndarray, c: float, noise_scale: float
-) -> tuple[np.ndarray, float]:
-    """Smallest gap by which one group can differ from the others and be detected with 80% power.
-
-    The alternative: group ``g`` has rate ``p0 ± delta`` (towards 1/2, the larger variance) and the other usable
-    groups the facet's pooled rate ``p0``. The audit detects it when the simultaneous interval of a pair ``g, j``
-    excludes 0, that is when ``p_g - p_j`` exceeds the pair's half-width ``w_gj`` at critical value ``c``. With the
-    group estimates about normal (sampling and DP noise), the power is ``1 - E[prod_j P(miss against j | p_g)]``,
-    integrated over ``p_g`` by Gauss–Hermite quadrature, against the (up to) eight best-measured other groups
-    (more references would only add power, so the figure errs on the large side). ``delta`` is found by
-    bisection on ``[0, room]``; NaN where no gap within the rate's range reaches 80%.
-
-    Returns
-    -------
-    (per_group, facet)
-        The gap per group, and the facet's: the largest over its usable groups (whichever group it is, a gap this
-        large is detected with at least 80% probability). NaN for the facet if it has fewer than two usable groups
-        or one of them cannot be detected.
-    """
-    a, cc, ka, kc = rate_parts(counts, rate)
-    n = a + cc
-    usable_idx = np.flatnonzero(usable)
-    out = np.full(n.shape, np.nan)
-    if usable_idx.size < 2 or not np.isfinite(c) or n[usable_idx].sum() <= 0:
-        return out, float("nan")
-    p0 = float((a[usable_idx].sum() + 1.0) / (n[usable_idx].sum() + 2.0))  # never exactly 0 or 1
-    up = p0 <= 0.5
-    room = 1.0 - p0 if up else p0
-    refs = _references(usable_idx[np.argsort(-n[usable_idx], kind="stable")], n.size)
-    n_ref = n[refs]
-    ref_lo, ref_hi = half_widths(p0 * n_ref, n_ref, noise_sd(np.full(n_ref.shape, p0), n_ref, ka, kc, noise_scale), c)
-    s_ref = np.maximum(rate_se_at(np.full(n_ref.shape, p0), n_ref, ka, kc, noise_scale), 1e-12)
-
-    level = float(special.erfc(c / np.sqrt(2.0)))
-
-    def power(delta: np.ndarray) -> np.ndarray:
-        p_g = np.clip(p0 + delta if up else p0 - delta, 0.0, 1.0)
-        # the group's side of its interval that faces the others: its lower end when it lies above them
-        x, fail = p_g * n, n - p_g * n
-        with np.errstate(invalid="ignore"):
-            end = (
-                np.where(x > 0, special.betaincinv(np.maximum(x, 1e-300), fail + 1.0, level / 2.0), 0.0)
-                if up
-                else np.where(fail > 0, special.betaincinv(x + 1.0, np.maximum(fail, 1e-300), 1.0 - level / 2.0), 1.0)
-            )
-        g_side = np.hypot(np.abs(p_g - end), c * noise_sd(p_g, n, ka, kc, noise_scale))
-        w = np.hypot(g_side[:, None], ref_hi if up else ref_lo)
-        s_g = rate_se_at(p_g, n, ka, kc, noise_scale)
-        x = delta[:, None, None] + s_g[:, None, None] * _NODES - w[:, :, None]  # (G, K, nodes)
-        miss = np.exp(special.log_ndtr(-x / s_ref[:, :, None]).sum(axis=1))
-        return 1.0 - miss @ _WEIGHTS
-
-    lo, hi = np.zeros(n.shape), np.full(n.shape, room)
-    reachable = (power(hi) >= POWER) & (n > 0)
-    for _ in range(14):  # bisection to 1/16384 of the range: well within the 3 decimals reported
-        mid = 0.5 * (lo + hi)
-        ok = power(mid) >= POWER
-        lo, hi = np.where(ok, lo, mid), np.where(ok, mid, hi)
-    out = np.where(reachable, hi, np.nan)
-    facet = out[usable_idx]
-    return out, float(np.nan if np.isnan(facet).any() else facet.max())

@@ -172,9 +172,12 @@ def errorbar_plot(result: Any, *, title: str | None = None, xlabel: str | None =
     import matplotlib.pyplot as plt
 
     frame = result.to_pandas()
-    keys = [c for c in frame.columns if c not in ("value", "noise_scale", "ci95", "error95")]
+    keys = [c for c in frame.columns if c not in ("value", "noise_scale", "ci95", "ci95_low", "ci95_high", "error95")]
     labels = frame[keys].astype(str).agg(" / ".join, axis=1) if keys else frame.index.astype(str)
     err = frame["ci95"] if "ci95" in frame else frame.get("error95")
+    if {"ci95_low", "ci95_high"} <= set(frame.columns) and frame[["ci95_low", "ci95_high"]].notna().all().all():
+        # asymmetric intervals; a noisy count may lie below its interval's lower end of 0
+        err = [(frame["value"] - frame["ci95_low"]).clip(lower=0), (frame["ci95_high"] - frame["value"]).clip(lower=0)]
     query = dict(result.query)
     title = title or f"{query.get('kind')}({query.get('column') or ''}) on {result.dataset}, ε={result.epsilon:g}"
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(frame) + 1.2))
