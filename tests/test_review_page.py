@@ -373,3 +373,27 @@ def test_model_request_with_chosen_counts(live: LiveVault) -> None:
     audits = [next(d["values"] for d in v["details"].values() if d["ledger"]["kind"] == "audit") for v in views]
     assert [a["verdict"]["status"] for a in audits] == ["pass", "review"]
     assert [a["verdict"]["insufficient_evidence"] for a in audits] == [False, True]
+
+
+def test_reviewer_client_and_cli_write_both_reports(
+    live: LiveVault, real: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sandbox as sb
+    from sandbox.cli import main
+
+    with sb.connect_reviewer(url=live.url, token=live.tokens["erin"]) as reviewer:
+        html = reviewer.report(real["id"], real["audit"], "nl")
+        assert html.startswith("<!DOCTYPE html>") and '<html lang="nl">' in html
+        with pytest.raises(sb.NotFoundError, match="nl and en"):
+            reviewer.report(real["id"], real["audit"], "de")
+        with pytest.raises(sb.NotFoundError, match="not a fairness audit"):
+            reviewer.report(real["id"], real["model"], "en")
+    base = ["review", "--url", live.url, "--token", live.tokens["erin"]]
+    assert main([*base, "report", real["id"], "--out", str(tmp_path / "reports")]) == 0
+    written = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    assert written == [f"{real['id']}_{real['audit']}_fairness_report_{lang}.html" for lang in ("en", "nl")]
+    assert str(tmp_path / "reports") in capsys.readouterr().out
+    assert main([*base, "approve", real["id"]]) == 2  # -m is required
+    analyst = ["review", "--url", live.url, "--token", live.tokens["alice"]]
+    assert main([*analyst, "report", real["id"], "--out", str(tmp_path / "analyst")]) == 2
+    assert "role 'analyst'" in capsys.readouterr().err and not (tmp_path / "analyst").exists()

@@ -105,22 +105,22 @@ class Reviewer:
         Files are named ``<request>_<audit item>_fairness_report_<lang>.html``.
         """
         out = Path(folder)
+        items = [i["id"] for i in self.request(request_id)["gate"]["items"] if i["kind"] == "audit"]
+        pages = [  # every report first: a refusal of the vault leaves nothing half-written
+            (out / f"{request_id}_{item_id}_fairness_report_{lang}.html", self.report(request_id, item_id, lang))
+            for item_id in items
+            for lang in langs
+        ]
+        written = []
         try:
             out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputPathError(f"cannot create {str(out)!r} for the reports: {exc.strerror}; choose a writable "
-                                  "folder.") from None  # fmt: skip
-        items = [i["id"] for i in self.request(request_id)["gate"]["items"] if i["kind"] == "audit"]
-        written = []
-        for item_id in items:
-            for lang in langs:
-                path = out / f"{request_id}_{item_id}_fairness_report_{lang}.html"
-                try:
-                    path.write_text(self.report(request_id, item_id, lang), encoding="utf-8")
-                except OSError as exc:
-                    raise OutputPathError(f"cannot write {str(path)!r}: {exc.strerror}; choose a writable "
-                                          "folder.") from None  # fmt: skip
+            for path, page in pages:
+                path.write_text(page, encoding="utf-8")
                 written.append(path)
+        except OSError as exc:
+            raise OutputPathError(
+                f"cannot write the reports to {str(out)!r}: {exc.strerror}; choose a writable folder."
+            ) from None
         return written
 
 
