@@ -397,3 +397,28 @@ def test_reviewer_client_and_cli_write_both_reports(
     analyst = ["review", "--url", live.url, "--token", live.tokens["alice"]]
     assert main([*analyst, "report", real["id"], "--out", str(tmp_path / "analyst")]) == 2
     assert "role 'analyst'" in capsys.readouterr().err and not (tmp_path / "analyst").exists()
+
+
+def test_reviewer_findings_are_tables(live: LiveVault, real: dict[str, Any]) -> None:
+    """``reviewer_findings`` (the shape documented by h10-channel in vault/gate/findings.py) shows as tables."""
+    view = _get(live, f"/v1/releases/{real['id']}").json()
+    view["reviewer_findings"] = {
+        "format": "sandbox.reviewer-findings/1",
+        "disclosure_verdict": "review",
+        "approvable": True,
+        "items": [
+            {"id": real["table"], "kind": "aggregate", "gate_verdict": "pass", "disclosure_verdict": "review",
+             "reasons": ["cell (other) rests on 12 households; dominance 0.91 > 0.85"],
+             "cells": [{"key": ["other"], "verdict": "review", "reasons": ["dominance 0.91 > 0.85 <b>"]}]},
+        ],
+        "flags": [{"analyst": "alice", "dataset": "households", "day": "2026-12-01", "requests": 4, "blocked": 3,
+                   "exact_fail": 1, "request_ids": ["req_1"]}],
+        "salt": "0" * 32,
+        "sha256": "1" * 64,
+    }  # fmt: skip
+    html = request_fragment(RequestPage(view=view, labels=Labels("en")))
+    sdc = html[html.index('id="sdc"') : html.index('id="checks"')]
+    assert "Exact findings on the true data: for reviewers only" in sdc
+    assert "Analyst was told" in sdc and "dominance 0.91 &gt; 0.85 &lt;b&gt;" in sdc and "(other)" in sdc
+    assert "Flags on the author" in sdc and "exact_fail: 1" in sdc and "req_1" not in sdc
+    assert 'class="badge v-review"' in sdc and 'class="badge v-pass"' in sdc

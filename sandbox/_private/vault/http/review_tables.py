@@ -110,14 +110,7 @@ def sdc_tables(view: Mapping[str, Any], lang: str) -> Raw:
             for i in gate.get("items") or []
             if i.get("sdc") is not None
         ]
-        parts.append(
-            table(
-                [t("item", lang), t("kind", lang), t("verdict", lang), t("reason", lang)],
-                rows,
-                cls="data sdc",
-                nowrap=[0, 1],
-            )
-        )
+        parts.append(_per_item(rows, lang, "data sdc"))
         cells = [c for i in gate.get("items") or [] for c in (i.get("sdc") or {}).get("cells") or []]
         flags = []
     if cells:
@@ -137,6 +130,12 @@ def sdc_tables(view: Mapping[str, Any], lang: str) -> Raw:
     return tag("div", parts)
 
 
+def _per_item(rows: Sequence[Sequence[object]], lang: str, cls: str) -> Raw:
+    """Build a table of item, kind, verdict and reasons."""
+    heads = [t("item", lang), t("kind", lang), t("verdict", lang), t("reason", lang)]
+    return table(heads, rows, cls=cls, nowrap=[0, 1])
+
+
 def checks_table(view: Mapping[str, Any], lang: str) -> Raw:
     """Render the gate's verdict and reasons per item."""
     gate = view.get("gate") or {}
@@ -150,14 +149,7 @@ def checks_table(view: Mapping[str, Any], lang: str) -> Raw:
         for i in gate.get("items") or []
     ]
     parts: list[object] = [tag("ul", [tag("li", r) for r in gate.get("reasons") or []])] if gate.get("reasons") else []
-    parts.append(
-        table(
-            [t("item", lang), t("kind", lang), t("verdict", lang), t("reason", lang)],
-            rows,
-            cls="data checks",
-            nowrap=[0, 1],
-        )
-    )
+    parts.append(_per_item(rows, lang, "data checks"))
     return tag("div", parts)
 
 

@@ -218,7 +218,7 @@ def request_fragment(page: RequestPage) -> str:
     return tag("article", body, cls="request", data_request=view.get("id"), data_state=view.get("state"))
 
 
-def list_fragment(rows: Sequence[Mapping[str, Any]], lang: str, current: str | None = None) -> str:
+def list_fragment(rows: Sequence[Mapping[str, Any]], lang: str) -> str:
     """Render the table of requests (an HTML fragment for ``#list``)."""
     if not rows:
         return tag("p", t("no_requests", lang), cls="note")
