@@ -175,6 +175,8 @@ class VaultProcess:
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
+    #: Arguments before the CLI's (default: the installed CLI); e.g. a script that patches the vault first.
+    launcher: tuple[str, ...] = ("-c", "from sandbox.cli import run; run()")
 
     @property
     def layout(self) -> WorkspaceLayout:
@@ -189,8 +191,7 @@ class VaultProcess:
     def start(self, timeout: float = 60.0) -> VaultProcess:
         cmd = [
             sys.executable,
-            "-c",
-            "from sandbox.cli import run; run()",
+            *self.launcher,
             "vault",
             "serve",
             "--workspace",

@@ -3,7 +3,9 @@
 Tolerances: at epsilon = 1e6 the logistic regression and the naive Bayes are the sklearn estimators on the same
 design matrix up to noise of order 1/epsilon (coefficients within 1e-3, identical predictions); the linear
 regression's predictions lie within 0.1% of the target's spread of sklearn's; diffprivlib's forest is built from
-random splits (not CART), so its reference is the majority class of each leaf (see that test).
+random splits (not CART), so its reference is the majority class of each leaf (see that test). The design the vault
+fits includes its public anchor rows (one per class, or one for a regression: ``fitting.anchor_rows``), so the
+references are fitted on the same rows; what the anchors change is measured against sklearn without them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sandbox._private.shared.model_params import design_matrix, predict_from_par
 from sandbox._private.shared.modelspec import ModelSpec
 from sandbox._private.shared.policy import Policy
 from sandbox._private.vault.dp.engine import DPEngine, FittedAnswer
+from sandbox._private.vault.dp.fitting import anchor_rows
 from sandbox._private.vault.dp.tabledata import TableData
 
 FEATURES = ("household_type", "income", "arrears", "n_children")
@@ -35,6 +38,14 @@ def hh() -> tuple[pd.DataFrame, TableData]:
     return frame, TableData.from_frame(frame, households_schema())
 
 
+def _anchored(fitted: FittedAnswer, table: TableData, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The design the vault fitted: the rows and its public anchor rows (after them)."""
+    assert fitted.spec is not None
+    X_a, y_a = anchor_rows(fitted.spec, table, fitted.public["preprocessing"])
+    assert fitted.public["anchor_rows"] == len(y_a)
+    return np.vstack([X, X_a]), np.concatenate([y, y_a.astype(y.dtype)])
+
+
 def _vault_order(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame in TableData's row order (stably sorted by household)."""
     return frame.iloc[np.argsort(frame.household_id.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -44,19 +55,24 @@ def test_logistic_regression_at_huge_epsilon_is_sklearns(hh: Any) -> None:
     frame, table = hh
     fitted = ENGINE.fit(ModelSpec("logistic_regression", "debt", FEATURES), table, 1e6)
     X, y = design_matrix(fitted.public, frame), frame.debt.to_numpy()
-    ref = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(*_anchored(fitted, table, X, y.astype(int)))
     p = fitted.public["params"]
     assert np.allclose(p["coef"], ref.coef_, atol=1e-3)
     assert np.allclose(p["intercept"], ref.intercept_, atol=1e-3)
-    assert np.array_equal(predict_from_params(fitted.public, frame), ref.predict(X))
+    assert np.array_equal(predict_from_params(fitted.public, frame), ref.predict(X).astype(bool))
     assert fitted.public["classes"] == [False, True]
+    # what the two anchor rows change: the probabilities of sklearn without them, within 0.5 percentage points
+    plain = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+    moved = np.abs(predict_proba_from_params(fitted.public, frame)[:, 1] - plain.predict_proba(X)[:, 1])
+    assert moved.max() < 0.005, moved.max()
 
 
 def test_gaussian_nb_at_huge_epsilon_is_sklearns(hh: Any) -> None:
     frame, table = hh
     fitted = ENGINE.fit(ModelSpec("gaussian_nb", "debt_level", FEATURES), table, 1e6)
     X = design_matrix(fitted.public, frame)
-    ref = GaussianNB().fit(X, frame.debt_level.map({"none": 0, "low": 1, "high": 2}).to_numpy())
+    y = frame.debt_level.map({"none": 0, "low": 1, "high": 2}).to_numpy()
+    ref = GaussianNB(var_smoothing=1e-9).fit(*_anchored(fitted, table, X, y))
     p = fitted.public["params"]
     assert np.allclose(p["theta"], ref.theta_, atol=1e-3)
     assert np.allclose(p["var"], ref.var_, atol=1e-3)
@@ -70,9 +86,11 @@ def test_linear_regression_at_huge_epsilon_predicts_like_sklearn(hh: Any) -> Non
     spec = ModelSpec("linear_regression", "income", ("household_type", "arrears", "n_children", "debt"))
     fitted = ENGINE.fit(spec, table, 1e6)
     X = design_matrix(fitted.public, frame)
-    ref = LinearRegression().fit(X, frame.income)
+    ref = LinearRegression().fit(*_anchored(fitted, table, X, frame.income.to_numpy()))
     diff = np.abs(predict_from_params(fitted.public, frame) - ref.predict(X))
     assert diff.max() <= 1e-3 * frame.income.std()
+    plain = LinearRegression().fit(X, frame.income)  # the one anchor row moves predictions by under 1% of the spread
+    assert np.abs(ref.predict(X) - plain.predict(X)).max() <= 1e-2 * frame.income.std()
 
 
 def test_random_forest_at_huge_epsilon_labels_each_leaf_with_its_majority_class(hh: Any) -> None:
@@ -86,7 +104,8 @@ def test_random_forest_at_huge_epsilon_labels_each_leaf_with_its_majority_class(
     spec = ModelSpec("random_forest", "debt", FEATURES, params={"n_estimators": 10, "max_depth": 6})
     fitted = ENGINE.fit(spec, table, 1e6)
     ordered = _vault_order(frame)
-    X32, y = design_matrix(fitted.public, ordered).astype(np.float32), ordered.debt.to_numpy().astype(int)
+    X, y = _anchored(fitted, table, design_matrix(fitted.public, ordered), ordered.debt.to_numpy().astype(int))
+    X32 = X.astype(np.float32)
     trees = fitted.public["params"]["trees"]
     share = (np.arange(len(y)) // (len(y) / len(trees))).astype(int)
     checked = 0

@@ -26,6 +26,7 @@ from sandbox._private.vault.ledger.ledger import ComputedAnswer, DatasetRecord, 
 from sandbox._private.vault.outbox.journal import read_entries
 
 ALICE, BOB, ADMIN = Actor("alice", "analyst"), Actor("bob", "reviewer"), Actor("root", "admin")
+POLICY = Policy.from_mapping({"gate": {"max_requests_per_day": 10_000}})  # hundreds of requests by one analyst
 # `make test` runs 100 releases; SANDBOX_CRASH_RELEASES=200 the full case (passed in 16-133 s, by load).
 RELEASES = int(os.environ.get("SANDBOX_CRASH_RELEASES", "100"))
 
@@ -34,7 +35,7 @@ def release_forever(progress: int, root: Path, limit: int) -> None:
     """Create and approve up to ``limit`` releases, then idle until killed (so every run has several kills)."""
     ledger = Ledger(root / "vault" / "ledger.sqlite")
     ds = ledger.dataset("households", 1)
-    svc = ReleaseService(root, ledger, Policy())
+    svc = ReleaseService(root, ledger, POLICY)
     public = {"kind": "count", "columns": ["city", "value"], "rows": [{"city": "x", "value": 51}]}
     private = {"cells": [{"key": ["x"], "rows": 50, "units": 50}]}
     for _ in range(limit):
@@ -76,7 +77,7 @@ def test_sigkill_during_releases_leaves_each_complete_or_absent(tmp_path: Path) 
         time.sleep(rng.uniform(0.05, 2.0))
         created += kill_and_read(pid, fd).count(b"c")
         kills += 1
-        svc = ReleaseService(tmp_path, ledger, Policy())
+        svc = ReleaseService(tmp_path, ledger, POLICY)
         svc.recover()
         check_consistent(svc)
     # an approval whose release never started stays approved (absent); an admin retries it

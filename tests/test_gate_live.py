@@ -75,8 +75,9 @@ def test_ws_release_of_real_dp_results(live: Live) -> None:
         assert req.status == "pending_review", req.reasons
         blocked = release(ws._t, [fine], title="Te fijn", purpose="Laat de SDC-regels zien")
         assert blocked.status == "blocked"
-        expected = "rests on fewer than 15 households: merge categories or drop the cell"
-        assert any(expected in r for r in blocked.reasons)
+        # judged on the noisy counts (cells of ~20 households and empty ones, noise scale 2): some fall below 15
+        expected = "below the minimum of 15 households: merge categories or drop the cell"
+        assert any(expected in r for r in blocked.reasons) and not any("rests on" in r for r in blocked.reasons)
         with pytest.raises(ReleaseError, match="not a DataFrame"):
             release(ws._t, [pd.DataFrame({"a": [1]})], title="x", purpose="y")
         edited = hh.count(by=["urbanisation"], epsilon=0.5)

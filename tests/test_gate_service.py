@@ -9,9 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sandbox._private.shared.errors import NotFoundError, ReleaseError
+from sandbox._private.shared.errors import BudgetExceededError, NotFoundError, ReleaseError, RequestCapError
 from sandbox._private.shared.policy import Policy
 from sandbox._private.vault.gate import requests as service_mod
+from sandbox._private.vault.gate.findings import findings_digest
 from sandbox._private.vault.gate.requests import ReleaseService
 from sandbox._private.vault.gate.workflow import Actor
 from sandbox._private.vault.ledger.ledger import ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
@@ -30,12 +31,14 @@ ADMIN = Actor("root", "admin")
 
 
 class Fixture:
-    def __init__(self, root: Path, ledger_target: str | None = None) -> None:
+    def __init__(
+        self, root: Path, ledger_target: str | None = None, policy: Policy | None = None, budget: float = 10.0
+    ) -> None:
         self.ledger = Ledger(ledger_target or root / "vault" / "ledger.sqlite")
         self.dataset = self.ledger.add_dataset(
-            DatasetRecord("households", 1, "f" * 64, "s" * 64, "{}", str(root), 10.0, 1e-6, "2026-11-29")
+            DatasetRecord("households", 1, "f" * 64, "s" * 64, "{}", str(root), budget, 1e-6, "2026-11-29")
         )
-        self.svc = ReleaseService(root, self.ledger, Policy())
+        self.svc = ReleaseService(root, self.ledger, policy or Policy())
         self.n = 0
 
     def charge(
@@ -54,12 +57,15 @@ class Fixture:
             compute=lambda: ComputedAnswer(public, private, "Laplace"),
         ).record
 
-    def table(self, units: tuple[int, ...] = (40, 60), analyst: str = "alice") -> ChargeRecord:
+    def table(
+        self, units: tuple[int, ...] = (40, 60), analyst: str = "alice", noisy: tuple[int, ...] | None = None
+    ) -> ChargeRecord:
         keys = [f"city{i}" for i in range(len(units))]
+        values = noisy or tuple(u + 2 for u in units)
         public = {
             "kind": "count",
             "columns": ["city", "value", "noise_scale"],
-            "rows": [{"city": k, "value": u + 2, "noise_scale": 10.0} for k, u in zip(keys, units, strict=True)],
+            "rows": [{"city": k, "value": v, "noise_scale": 10.0} for k, v in zip(keys, values, strict=True)],
         }
         private = {"cells": [{"key": [k], "rows": u, "units": u} for k, u in zip(keys, units, strict=True)]}
         return self.charge("aggregate", public, private, analyst)
@@ -82,8 +88,10 @@ def fx(tmp_path: Path) -> Fixture:
     return Fixture(tmp_path)
 
 
-def release(fx: Fixture, items: list[Any], title: str = "Schulden per gemeente") -> dict[str, Any]:
-    return fx.svc.create(items, author=ALICE, title=title, purpose="Vroegsignalering evalueren")
+def release(
+    fx: Fixture, items: list[Any], title: str = "Schulden per gemeente", author: Actor = ALICE
+) -> dict[str, Any]:
+    return fx.svc.create(items, author=author, title=title, purpose="Vroegsignalering evalueren")
 
 
 def test_table_release_end_to_end(fx: Fixture) -> None:
@@ -145,19 +153,20 @@ def test_model_needs_two_approvals_and_its_audit(fx: Fixture) -> None:
 
 
 def test_blocked_request_is_never_offered(fx: Fixture) -> None:
-    small = fx.table((40, 7))
+    small = fx.table((40, 7), noisy=(42, 6))
     req = release(fx, [ref(small)])
     assert req["status"] == "blocked" and req["state"] == "draft"
-    # the analyst learns which rule failed, not the true count behind the DP cell; the reviewer sees the number
+    # the analyst is told what the noisy count shows, never the true count behind it; the reviewers see both
     assert req["gate"]["items"][0]["reasons"] == [
-        "cell (city1) rests on fewer than 10 households: merge categories or drop the cell"
+        "cell (city1): its released noisy count is 6, below the minimum of 10 households: merge categories or drop "
+        "the cell"
     ]
-    assert "7" not in json.dumps(req["gate"]["items"][0]).replace(small.id, "")
-    exact = fx.svc.show(req["id"], BOB)["gate"]["items"][0]
-    assert exact["reasons"] == [
+    assert "reviewer_findings" not in req and "rests on" not in json.dumps(req)
+    findings = fx.svc.show(req["id"], BOB)["reviewer_findings"]
+    assert findings["items"][0]["reasons"] == [
         "cell (city1) rests on 7 households; the minimum is 10: merge categories or drop the cell"
     ]
-    assert exact["sdc"]["cells"][0]["key"] == ["city1"]
+    assert findings["items"][0]["cells"][0]["key"] == ["city1"] and findings["disclosure_verdict"] == "fail"
     assert fx.svc.requests(BOB) == []
     with pytest.raises(ReleaseError, match="blocked by the gate"):
         fx.svc.act(req["id"], "submit", ALICE)
@@ -165,6 +174,93 @@ def test_blocked_request_is_never_offered(fx: Fixture) -> None:
         fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     m = fx.charge("model", {"coef": [1]}, {})
     assert release(fx, [ref(m)])["gate"]["items"][0]["reasons"][0].startswith(f"model {m.id} has no fairness audit")
+
+
+def test_a_true_small_cell_behind_a_large_noisy_count_goes_to_review_and_cannot_be_approved(fx: Fixture) -> None:
+    """The analyst's outcome depends on DP values only; reviewers see the true count and can only reject."""
+    t = fx.table((40, 3), noisy=(41, 15))
+    req = release(fx, [ref(t)])
+    assert req["status"] == "pending_review" and req["gate"]["verdict"] == "pass"
+    seen = fx.svc.show(req["id"], BOB)
+    assert seen["reviewer_findings"]["disclosure_verdict"] == "fail" and not seen["reviewer_findings"]["approvable"]
+    assert seen["reviewer_findings"]["items"][0]["gate_verdict"] == "pass"
+    with pytest.raises(ReleaseError, match=r"fails the exact disclosure checks .* cannot be approved"):
+        fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
+    done = fx.svc.act(req["id"], "reject", BOB, service_mod.STANDARD_REASON)
+    assert done["status"] == "rejected" and "rests on" not in json.dumps(fx.svc.show(req["id"], ALICE))
+
+
+def test_the_audit_log_holds_a_salted_hash_of_the_exact_findings_not_the_counts(fx: Fixture) -> None:
+    req = release(fx, [ref(fx.table((40, 1), noisy=(39, 12)))])
+    log = fx.svc.layout.journal.read_text()
+    assert "rests on" not in log and 'reviewer_findings":' not in log
+    gate_event = next(e for e in read_entries(fx.svc.layout.journal) if e.type == "request.gate")
+    findings = fx.svc.show(req["id"], BOB)["reviewer_findings"]
+    assert gate_event.payload["reviewer_findings_sha256"] == findings["sha256"] == findings_digest(findings)
+    assert len(findings["salt"]) == 32  # without the salt the few possible small counts could be tried one by one
+    again = release(fx, [ref(fx.table((40, 1), noisy=(39, 12)))])
+    assert fx.svc.show(again["id"], BOB)["reviewer_findings"]["sha256"] != findings["sha256"]
+
+
+def test_daily_cap_refuses_with_the_reset_and_changes_nothing(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path, policy=Policy.from_mapping({"gate": {"max_requests_per_day": 2}}))
+    t = fx.table()
+    first = release(fx, [ref(t)])
+    fx.svc.act(first["id"], "withdraw", ALICE)
+    release(fx, [ref(t)])
+    third = fx.table()
+    before = log_and_outbox(fx), fx.ledger.budget(fx.dataset).epsilon_spent
+    with pytest.raises(
+        RequestCapError, match=r"'alice' has made 2 release requests on dataset 'households' today"
+    ) as e:
+        release(fx, [ref(third)])
+    assert "allows 2 per analyst, dataset and day (gate.max_requests_per_day). The cap resets at " in str(e.value)
+    assert "T00:00:00+00:00" in str(e.value) and "Nothing was charged" in str(e.value)
+    assert (log_and_outbox(fx), fx.ledger.budget(fx.dataset).epsilon_spent) == before
+    assert len(fx.svc.requests(ALICE, include_closed=True)) == 2
+    assert release(fx, [ref(fx.table(analyst="carol"))], author=Actor("carol", "analyst"))["status"]  # per analyst
+
+
+def test_repeated_blocked_requests_are_flagged_to_reviewers_only(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path, policy=Policy.from_mapping({"gate": {"flag_blocked_per_day": 2}}))
+    ids = [release(fx, [ref(fx.table((40, 5), noisy=(40, 4)))])["id"] for _ in range(2)]
+    fine = release(fx, [ref(fx.table())])
+    flags = fx.svc.flags()
+    assert [(f["analyst"], f["dataset"], f["blocked"], f["requests"], f["request_ids"]) for f in flags] == [
+        ("alice", "households", 2, 3, ids)
+    ]
+    assert fx.svc.show(fine["id"], BOB)["reviewer_findings"]["flags"] == flags
+    assert "flags" not in json.dumps(fx.svc.show(fine["id"], ALICE))
+    events = [e for e in read_entries(fx.svc.layout.journal) if e.type == "gate.flag"]
+    assert len(events) == 1 and events[0].payload["request_id"] == ids[-1] and "exact_fail" not in events[0].payload
+
+
+def test_a_magnitude_item_gets_a_charged_dp_test_reused_when_resubmitted(fx: Fixture) -> None:
+    cells = [{"key": ["city0"], "rows": 50, "units": 50, "total": 1e6, "abs_total": 1e6, "top1": 9e4, "top2": 8e4}]
+    public = {"kind": "sum", "rows_per_unit": 1, "rows": [{"city": "city0", "value": 1.0e6}]}
+    s = fx.charge("aggregate", public, {"cells": cells})
+    spent = fx.ledger.budget(fx.dataset).epsilon_spent
+    req = release(fx, [ref(s)])
+    sdc = req["gate"]["items"][0]["sdc"]
+    assert sdc["basis"] == "DP disclosure test" and sdc["epsilon"] == Policy().gate.sdc_test_epsilon
+    test = fx.ledger.result(sdc["test_id"])
+    assert (test.kind, test.analyst, json.loads(test.query_json)["sdc_test"]) == ("sdc_test", "alice", s.id)
+    assert fx.ledger.budget(fx.dataset).epsilon_spent == pytest.approx(spent + test.epsilon)
+    assert req["gate"]["test_epsilon"] == test.epsilon
+    fx.svc.act(req["id"], "withdraw", ALICE)
+    again = release(fx, [ref(s)])
+    assert again["gate"]["items"][0]["sdc"]["test_id"] == test.id  # the stored test: no new noise, no new charge
+    assert fx.ledger.budget(fx.dataset).epsilon_spent == pytest.approx(spent + test.epsilon)
+    assert [e.type for e in read_entries(fx.svc.layout.journal)].count("ledger.charge") == 2
+
+
+def test_a_dp_test_the_budget_cannot_pay_refuses_the_request(tmp_path: Path) -> None:
+    fx = Fixture(tmp_path, budget=0.55)
+    cells = [{"key": ["c"], "rows": 50, "units": 50, "total": 1e6, "abs_total": 1e6, "top1": 9e4, "top2": 8e4}]
+    s = fx.charge("aggregate", {"kind": "mean", "rows": [{"value": 1.0}]}, {"cells": cells})
+    with pytest.raises(BudgetExceededError, match=r"the gate's DP disclosure test of .* needs ε=0.1 .* No request"):
+        release(fx, [ref(s)])
+    assert fx.svc.requests(ADMIN, include_closed=True) == []
 
 
 def log_and_outbox(fx: Fixture) -> tuple[list[str], list[str]]:

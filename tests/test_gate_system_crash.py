@@ -30,7 +30,8 @@ RELEASES = int(os.environ.get("SANDBOX_CRASH_RELEASES", "30"))
 
 
 def release_one(analyst: httpx.Client, i: int) -> str:
-    query = {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": 0.001 + i * 1e-6}
+    # ε 0.5: noisy counts of ~400 households per type, so the gate (which judges the noisy counts) passes them
+    query = {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": 0.5 + i * 1e-6}
     result = analyst.post("/v1/query", json=query).json()
     body = {"items": [{"id": result["id"], "sha256": result["sha256"]}], "title": f"Tabel {i}", "purpose": "test"}
     req = analyst.post("/v1/releases", json=body).json()
@@ -48,8 +49,10 @@ def approve(reviewer: httpx.Client, request_id: str) -> Any:
 
 def test_sigkill_vault_during_releases(tmp_path: Path, small_population: Path) -> None:
     workspace = tmp_path / "ws"
-    register_population(workspace, small_population)
-    vault = VaultProcess(workspace)
+    policy = tmp_path / "policy.yaml"  # budget and daily cap for the RELEASES requests of one analyst
+    policy.write_text("version: 1\nbudget: {epsilon_per_dataset: 1000.0}\ngate: {max_requests_per_day: 10000}\n")
+    register_population(workspace, small_population, policy=policy)
+    vault = VaultProcess(workspace, policy=policy)
     rng = random.Random(5)
     requests: list[str] = []
     kills = 0

@@ -420,5 +420,6 @@ def test_reviewer_findings_are_tables(live: LiveVault, real: dict[str, Any]) -> 
     sdc = html[html.index('id="sdc"') : html.index('id="checks"')]
     assert "Exact findings on the true data: for reviewers only" in sdc
     assert "Analyst was told" in sdc and "dominance 0.91 &gt; 0.85 &lt;b&gt;" in sdc and "(other)" in sdc
-    assert "Flags on the author" in sdc and "exact_fail: 1" in sdc and "req_1" not in sdc
+    assert "Flags on the author" in sdc and "3 blocked and 1 failing the exact checks, of 4" in sdc
+    assert "req_1" not in sdc and "do not quote the exact findings" in html
     assert 'class="badge v-review"' in sdc and 'class="badge v-pass"' in sdc

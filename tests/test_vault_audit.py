@@ -24,12 +24,13 @@ import sandbox as sb
 from sandbox._private.shared.errors import NotFoundError, QueryError
 from sandbox._private.shared.model_params import predict_from_params
 from sandbox._private.shared.policy import load_policy
-from sandbox._private.vault.dp.fairness_audit import audit_model
+from sandbox._private.vault.dp.fairness_audit import audit_model, noisy_counts
 from sandbox._private.vault.server import open_service
 from sandbox._private.vault.service import VaultService
 from sandbox.fairness import FairnessAudit, audit_predictions, confusion_counts
 from sandbox.fairness._private.dp_audit import (
     CodedAttribute,
+    FacetExact,
     contingency_auc,
     noisy_count_table,
     schema_facet_counts,
@@ -227,10 +228,42 @@ def test_groups_below_the_disclosure_minimum_are_suppressed(vault: dict[str, Any
             assert all(v is None for k, v in r.items() if k not in ("attribute", "group", "status", "note"))
         else:
             assert r["status"] != "suppressed" and r["count"] == sizes[r["group"]]
+    # the private part (for the reviewers' exact findings) has every group's true size and whether it was released
     private = json.loads(vault["svc"].ledger.result(vault["audit"]["id"]).private_json)
-    keys = {tuple(c["key"]) for c in private["cells"]}
-    assert ("age_band", small[0]) not in keys and all(c["units"] >= MIN_COUNT for c in private["cells"])
-    assert ("gender", "male") in keys
+    cells = {tuple(c["key"]): c for c in private["cells"]}
+    assert cells[("age_band", small[0])] == {"key": ["age_band", small[0]], "units": sizes[small[0]], "released": False}
+    assert all(c["released"] == (c["units"] >= MIN_COUNT) for c in cells.values())  # at huge ε noisy = true
+    assert cells[("gender", "male")]["released"]
+
+
+def test_suppression_and_the_overall_row_follow_the_noisy_counts_only() -> None:
+    """A group of 4 whose noisy size is 30 is released; a group of 40 whose noisy size is 6 is suppressed; the
+    overall row is its own noisy vector (the G facets and it share the L1 sensitivity G + 1)."""
+    exact = [
+        FacetExact(("gender",), (("female",), ("male",)), np.array([[1, 1, 1, 1], [10, 10, 10, 10]])),
+        FacetExact(("disability",), (("no",), ("yes",)), np.array([[5, 5, 5, 5], [6, 6, 6, 6]])),
+    ]
+    offsets = {0: np.array([6.5] * 4 + [-8.5] * 4), 1: np.zeros(8), 2: np.full(4, 100.0)}
+    calls: list[float] = []
+
+    def noise(vector: np.ndarray, sensitivity: float) -> tuple[np.ndarray, float]:
+        calls.append(sensitivity)
+        return vector + offsets[len(calls) - 1], sensitivity / 0.3
+
+    table, suppressed = noisy_counts(exact, 0.3, 10, noise)
+    assert calls == [3.0, 3.0, 3.0] and table.noise_scale == pytest.approx(10.0)
+    assert suppressed == [("gender", "male")]  # true 40, noisy 6; female: true 4, noisy 30, released
+    assert table.overall.tolist() == [111.0] * 4  # its own noisy vector, not the sum of a facet's groups
+
+
+def test_the_audit_status_comes_from_noisy_sizes_and_the_policy(vault: dict[str, Any]) -> None:
+    rows = vault["audit"]["values"]["by_group"]
+    policy_min = load_policy(None).fairness.min_group_size
+    for r in rows:
+        if r["status"] == "small":
+            assert r["count"] is not None and r["count"] < policy_min
+        elif r["status"] == "ok":
+            assert r["count"] >= policy_min
 
 
 def test_audit_is_one_charge_and_a_repeat_costs_nothing(vault: dict[str, Any]) -> None:
@@ -271,16 +304,16 @@ def test_gate_fields_are_present(vault: dict[str, Any]) -> None:
     assert values["verdict"]["status"] in ("pass", "review", "fail") and values["verdict"]["reasons"]
     assert {"feature", "attribute", "auc", "flagged"} <= set(values["proxies"][0])
     assert {p["feature"] for p in values["proxies"]} == set(SPEC["features"])
-    assert values["noise_scale"] == pytest.approx(7 / (0.75 * HUGE))
+    assert values["noise_scale"] == pytest.approx((7 + 1) / (0.75 * HUGE))  # 7 facets and the overall row
 
 
 def test_at_the_policy_epsilon_the_counts_are_noisy_non_negative_integers(vault: dict[str, Any]) -> None:
     svc, caller, mid = vault["svc"], vault["caller"], vault["model"]["id"]
     out = audit_model(svc, mid, ["gender", "migration_background"], None, caller, None)
     values = out["values"]
-    facets = 3  # two attributes and their intersection
+    facets = 3  # two attributes and their intersection, and the overall row beside them
     assert out["epsilon"] == svc.policy.fairness.audit_epsilon == values["epsilon"]
-    assert values["noise_scale"] == pytest.approx(facets / (0.75 * svc.policy.fairness.audit_epsilon))
+    assert values["noise_scale"] == pytest.approx((facets + 1) / (0.75 * svc.policy.fairness.audit_epsilon))
     exact = FairnessAudit.from_dict(vault["audit"]["values"]).by_group.set_index(["attribute", "group"])
     noisy = FairnessAudit.from_dict(values).by_group.set_index(["attribute", "group"])
     noisy = noisy[noisy["status"] != "suppressed"]
@@ -399,4 +432,5 @@ def test_gate_passes_the_fairness_check_only_with_the_audit(live: VaultProcess) 
         # the model's fairness finding is the audit's own verdict (and its proxy flags), nothing worse
         expected = ("fail",) if a.verdict.status == "fail" else ("pass", "review")
         assert items[m.id]["verdict"] in expected, both.reasons
-        assert items[a.id]["verdict"] == "pass", items[a.id]["reasons"]  # SDC on the true group sizes
+        # the audit released only groups whose noisy size reaches the minimum: nothing for the analyst to flag
+        assert items[a.id]["verdict"] == "pass", items[a.id]["reasons"]

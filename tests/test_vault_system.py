@@ -357,6 +357,7 @@ def _calls(seed: dict[str, Any], model: dict[str, Any], state: dict[str, str]) -
             lambda c: c.post(req(f"/items/{seed['id']}/report-link")),
             (404,),
         ),
+        ("get", "/v1/gate/flags"): ("reviewer", lambda c: c.get("/v1/gate/flags"), ok),
         ("post", "/v1/models/{model_id}/audit"): (
             "analyst",
             lambda c: c.post(f"/v1/models/{model['id']}/audit", json={"protected": ["household_type"]}),

@@ -42,9 +42,10 @@ class _LazyReviewer:
 
 def _line(r: dict[str, Any]) -> str:
     gate = r["gate"]
+    exact = (r.get("reviewer_findings") or {}).get("disclosure_verdict", "-")
     return (
         f"{r['id']}  {r['status']:<14} {r['votes_in']}/{r['required_approvals']} reviews  gate={gate['verdict']:<6} "
-        f"eps={gate['total_epsilon']:.3f}  {r['author']}: {r['title']}"
+        f"exact={exact:<6} eps={gate['total_epsilon']:.3f}  {r['author']}: {r['title']}"
     )
 
 
@@ -67,6 +68,10 @@ def _show(r: dict[str, Any]) -> list[str]:
     for item in gate["items"]:
         out.append(f"  {item['kind']:<9} {item['id']}  {item['dataset']}  eps={item['epsilon']:g}  {item['verdict']}")
         out += [f"      - {reason}" for reason in item["reasons"]]
+        exact = {f["id"]: f for f in (r.get("reviewer_findings") or {}).get("items", [])}.get(item["id"])
+        if exact:  # reviewers only: the rules on the true counts
+            out.append(f"      exact disclosure checks: {exact['disclosure_verdict']}")
+            out += [f"      ! {reason}" for reason in exact["reasons"]]
         detail = (r.get("details") or {}).get(item["id"])
         if detail and item["kind"] == "audit":
             verdict = detail["values"].get("verdict") or {}
@@ -76,6 +81,10 @@ def _show(r: dict[str, Any]) -> list[str]:
             out.append(
                 f"      provenance: {led['mechanism']}, run {led['run_id'] or '-'}, query {json.dumps(led['query'])}"
             )
+    flags = (r.get("reviewer_findings") or {}).get("flags", [])
+    out += [
+        f"flag: {f['analyst']} on {f['dataset']}, {f['day']}: {len(f['request_ids'])} blocked or failing" for f in flags
+    ]
     out += [f"vote: {v['reviewer']} {v['decision']} {v['comment']}".rstrip() for v in r["votes"]]
     out += [f"comment: {c['author']}: {c['text']}" for c in r["comments"]]
     return out

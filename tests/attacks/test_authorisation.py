@@ -43,6 +43,7 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/releases/{request_id}/items/{item_id}/report-link"): frozenset({"reviewer", "admin"}),
     ("GET", "/review/fragments/requests"): frozenset({"reviewer", "admin"}),
     ("GET", "/review/fragments/requests/{request_id}"): frozenset({"reviewer", "admin"}),
+    ("GET", "/v1/gate/flags"): frozenset({"reviewer", "admin"}),
 }
 REVIEWER_ACTIONS = ("approve", "reject", "return")
 PATH_VALUES = {

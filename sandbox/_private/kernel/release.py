@@ -42,6 +42,12 @@ class ReleaseRequest:
 
     ``status`` is ``blocked`` (a check failed; see :attr:`reasons`), ``pending_review``, ``approved``,
     ``released``, ``returned``, ``rejected`` or ``withdrawn``.
+
+    Everything here is computed from public facts and DP values only, so it is the same whether or not any one
+    household is in the data: the disclosure rules are applied to the released noisy counts, or to a DP
+    disclosure test the gate charged in the ledger (:attr:`test_epsilon`). The reviewers also see the rules applied
+    to the true counts; a request that fails those goes to review all the same, and the reviewers reject or return
+    it. Requests per dataset and day are capped by the policy (``gate.max_requests_per_day``).
     """
 
     data: dict[str, Any]
@@ -61,6 +67,11 @@ class ReleaseRequest:
     def items(self) -> list[dict[str, Any]]:
         """Return the gate's verdict per item (id, kind, verdict, reasons, epsilon)."""
         return list(self.data["gate"]["items"])
+
+    @property
+    def test_epsilon(self) -> float:
+        """Return the epsilon the gate charged for its DP disclosure tests of this request's items."""
+        return float(self.data["gate"].get("test_epsilon", 0.0))
 
     @property
     def reasons(self) -> list[str]:

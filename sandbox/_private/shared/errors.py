@@ -16,10 +16,12 @@ __all__ = [
     "ScenarioError",
     "QueryError",
     "BudgetExceededError",
+    "AnswerPendingError",
     "NotFoundError",
     "AuthError",
     "FairnessInputError",
     "ReleaseError",
+    "RequestCapError",
     "IntegrityError",
     "OutputPathError",
     "StudyError",
@@ -52,6 +54,17 @@ class BudgetExceededError(SandboxError, ValueError):
     """A query would spend more privacy budget than remains."""
 
 
+class AnswerPendingError(SandboxError):
+    """The same query is being answered right now; its stored answer is free once it is ready: retry.
+
+    ``retry_after`` is the number of seconds after which a retry is worth making.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotFoundError(SandboxError, LookupError):
     """A dataset, result, request or run does not exist."""
 
@@ -66,6 +79,10 @@ class FairnessInputError(SandboxError, ValueError):
 
 class ReleaseError(SandboxError, ValueError):
     """A release request or review action is refused by the gate or the workflow."""
+
+
+class RequestCapError(ReleaseError):
+    """A release request is over the policy's daily cap (HTTP 429); the message states the cap and its reset."""
 
 
 class IntegrityError(SandboxError):

@@ -25,6 +25,7 @@ __all__ = [
     "MetricThreshold",
     "ReviewRules",
     "LimitRules",
+    "GateRules",
     "load_policy",
     "default_policy_path",
 ]
@@ -144,6 +145,19 @@ class LimitRules(_Section):
     max_items_per_release: int = Field(50, ge=1)
 
 
+class GateRules(_Section):
+    """What the release gate allows an analyst: requests per day, the flag for reviewers, the DP disclosure test."""
+
+    #: Release requests one analyst may create per dataset per UTC day (blocked ones included).
+    max_requests_per_day: int = Field(20, ge=1, le=10_000)
+    #: Blocked requests (or requests whose exact checks fail) of one analyst on one dataset in one UTC day from which
+    #: reviewers are shown a flag.
+    flag_blocked_per_day: int = Field(3, ge=1, le=10_000)
+    #: Epsilon of the DP disclosure test the gate charges for a table item whose released values are not noisy
+    #: household counts (sums, means, variances, quantiles, person-level counts); 0 leaves those rules to reviewers.
+    sdc_test_epsilon: float = Field(0.1, ge=0, le=2.0, allow_inf_nan=False)
+
+
 class Policy(_Section):
     """A complete, validated policy. Build it with :func:`load_policy`."""
 
@@ -157,6 +171,7 @@ class Policy(_Section):
     forbidden_features: tuple[str, ...] = ("nationality",)
     review: ReviewRules = Field(default_factory=ReviewRules)
     limits: LimitRules = Field(default_factory=LimitRules)
+    gate: GateRules = Field(default_factory=GateRules)
     sha256: str = Field("", description="sha256 of the file the policy was loaded from (set by the loader)")
 
     @classmethod

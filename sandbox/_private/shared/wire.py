@@ -14,11 +14,13 @@ from typing import Any
 
 from . import errors as _errors
 from .errors import (
+    AnswerPendingError,
     AuthError,
     BudgetExceededError,
     NotFoundError,
     PolicyError,
     QueryError,
+    RequestCapError,
     SandboxError,
     SchemaError,
 )
@@ -50,12 +52,14 @@ class Forbidden(AuthError):
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Forbidden, 403),
+    (RequestCapError, 429),
     (AuthError, 401),
     (NotFoundError, 404),
     (BudgetExceededError, 409),
     (QueryError, 422),
     (SchemaError, 422),
     (PolicyError, 422),
+    (AnswerPendingError, 503),  # retryable: the same query is being answered; its stored answer will be free
 )
 
 

@@ -26,7 +26,8 @@ from sandbox._private.shared.schema import TableSchema
 
 from .dp.engine import Checked, DPEngine
 from .dp.tabledata import TableData
-from .ledger.ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .ledger.ledger import CHARGE_EVENT, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .outbox.journal import AuditLog, GroupAppender, read_entries
 from .registry import DatasetRegistry
 from .tokens import TokenInfo, TokenStore
 
@@ -81,8 +82,15 @@ class VaultService:
     _tables: dict[tuple[str, int], TableData] = field(default_factory=dict, init=False, repr=False)
     _tables_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    recovered: list[str] = field(default_factory=list, init=False)
+
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.layout.tokens)
+        # every finalised or failed charge is journalled (keyed, group-committed) before it is returned
+        journal = AuditLog(self.layout.journal)
+        self.ledger.attach_journal(GroupAppender(journal))
+        journal.recover()  # a torn last line (crash during an append) is repaired before anything is appended
+        self.recovered = self.ledger.recover(lambda: _journalled_charges(self.layout))
 
     @property
     def registry(self) -> DatasetRegistry:
@@ -222,6 +230,11 @@ class VaultService:
         return result_payload(record, reused=True, charged=0.0)
 
 
+def _journalled_charges(layout: WorkspaceLayout) -> set[str]:
+    """Ids of the charges in the journal (read only when a crash may have left one out)."""
+    return {str(e.payload.get("id")) for e in read_entries(layout.journal) if e.type == CHARGE_EVENT}
+
+
 def _mechanism(answer: Any, fallback: str) -> str:
     """Name the mechanisms an answer used, e.g. ``"Laplace+Laplace"`` (from ``public["mechanisms"]``)."""
     public = getattr(answer, "public", None)
@@ -241,8 +254,9 @@ def _dataset_summary(d: DatasetRecord) -> dict[str, Any]:
         "label_en": schema.get("label_en", ""),
         "label_nl": schema.get("label_nl", ""),
         "privacy_unit": schema.get("privacy_unit", ""),
+        "population": d.population,
         "schema_sha256": d.schema_sha256,
-        "files_sha256": d.files_sha256,
+        # no files_sha256: a hash of the protected rows is neither public nor DP (invariant 10); the ledger has it
         "epsilon_budget": d.epsilon_budget,
         "delta_budget": d.delta_budget,
         "created": d.created,

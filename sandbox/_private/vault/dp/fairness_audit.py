@@ -4,11 +4,14 @@
 dataset version is loaded, and the model predicts on the protected rows inside the vault. What leaves:
 
 * per-group confusion counts ``[TP, FP, FN, TN]`` of each protected attribute and each policy intersection, over
-  every group the public schema allows, with Laplace noise (diffprivlib) of scale ``G / epsilon_counts`` for ``G``
-  facets (each facet's count vector has L1 sensitivity 1 for adding or removing one household), rounded and
-  clipped at 0; groups whose TRUE household count is below ``disclosure.min_count`` are released as suppressed,
-  never as numbers. The bootstrap intervals of :func:`~sandbox.fairness.audit_from_counts` add fresh noise of the
-  same scale, so they include the noise;
+  every group the public schema allows, and the overall counts as a vector of their own, with Laplace noise of
+  scale ``(G + 1) / epsilon_counts`` for ``G`` facets (each facet's count vector, and the overall one, has L1
+  sensitivity 1 for adding or removing one household), rounded and clipped at 0. Everything the analyst sees is
+  decided from these noisy counts or fixed by the policy, never from the true counts (DESIGN invariant 10): a group
+  whose NOISY size (the sum of its four noisy counts) is below ``disclosure.min_count`` is released as suppressed,
+  never as numbers; the ``overall`` row is always the overall vector, whichever groups are suppressed; a group's
+  status (``ok``, ``small``, ``suppressed``) follows from its noisy size and the policy. The bootstrap intervals of
+  :func:`~sandbox.fairness.audit_from_counts` add fresh noise of the same scale, so they include the noise;
 * the proxy check: for each model feature x protected attribute a noisy contingency table (feature category --
   numeric features in equal-width bins over their SCHEMA bounds -- x attribute value), L1 sensitivity
   ``features x attributes`` in total, from which the one-feature AUC and mutual information are computed. Only the
@@ -17,14 +20,14 @@ dataset version is loaded, and the model predicts on the protected rows inside t
 The audit's epsilon (``fairness.audit_epsilon`` unless the request names one) is split: :data:`COUNT_SHARE` for the
 counts and the rest for the proxy tables. All of it is ONE ledger charge of kind ``"audit"`` keyed on the model id,
 the resolved protected attributes and epsilon, so the identical request returns the stored audit at no cost. The
-charge's private part lists the true household count of every released group (``cells``) for the gate's
-disclosure check.
+charge's private part lists the true household count of every group and whether it was released (``cells``),
+for the reviewers' exact disclosure check (the gate's ``reviewer_findings``); it never reaches the analyst.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,9 +45,10 @@ from sandbox._private.vault.tokens import TokenInfo
 from sandbox.fairness import (
     FACET_SEP,
     CodedAttribute,
+    CountTable,
+    FacetCounts,
     ProxyReport,
     audit_from_counts,
-    noisy_count_table,
     proxy_table,
     schema_facet_counts,
 )
@@ -58,6 +62,7 @@ __all__ = [
     "audit_model",
     "prepare_audit",
     "compute_audit",
+    "noisy_counts",
     "resolve_attributes",
     "COUNT_SHARE",
     "PROXY_BINS",
@@ -192,6 +197,52 @@ def _laplace(epsilon: float) -> Any:
     return noise
 
 
+#: Adds noise to a 1-d vector of exact counts with the given L1 sensitivity; returns (noisy, Laplace scale).
+NoiseFn = Callable[[np.ndarray, float], tuple[np.ndarray, float]]
+
+
+def noisy_counts(
+    exact: Sequence[Any], epsilon: float, min_count: int, noise: NoiseFn
+) -> tuple[CountTable, list[tuple[str, str]]]:
+    """Noise every facet's counts and the overall counts (L1 sensitivity ``G + 1``); suppress on the noisy sizes.
+
+    Parameters
+    ----------
+    exact : sequence of FacetExact
+        The exact counts of each facet (:func:`sandbox.fairness.schema_facet_counts`); each partitions the rows.
+    epsilon : float
+        Privacy loss of the whole table.
+    min_count : int
+        Disclosure minimum: a group whose noisy size is below it is suppressed.
+    noise : callable
+        ``noise(vector, sensitivity) -> (noisy vector, Laplace scale)`` at ``epsilon``.
+
+    Returns
+    -------
+    (CountTable, suppressed)
+        The released table and the ``(facet name, group label)`` pairs suppressed; both are post-processing of the
+        noisy counts alone.
+    """
+    sensitivity = float(len(exact) + 1)
+    facets, suppressed = [], []
+    scale = 0.0
+    for f in exact:
+        noisy, scale = noise(f.counts.ravel().astype(np.float64), sensitivity)
+        released = np.clip(np.rint(noisy), 0.0, None).reshape(f.counts.shape)
+        small = released.sum(axis=1) < min_count
+        fc = FacetCounts(f.attributes, f.groups, released, small)
+        suppressed += [(fc.name, lab) for lab, s in zip(fc.labels, small, strict=True) if s]
+        facets.append(fc)
+    overall_exact = exact[0].counts.sum(axis=0).astype(np.float64)
+    overall, scale = noise(overall_exact, sensitivity)
+    return CountTable(tuple(facets), np.clip(np.rint(overall), 0.0, None), scale), suppressed
+
+
+def _bootstrap_rng() -> np.random.Generator:
+    """Fresh generator for the audit's bootstrap (post-processing of the noisy counts; never seeded by a client)."""
+    return np.random.Generator(np.random.SFC64())
+
+
 def _proxies(
     job: AuditJob,
     table: TableData,
@@ -237,7 +288,7 @@ def compute_audit(job: AuditJob, table: TableData, engine: DPEngine) -> Computed
     attrs = {a: _coded(table, a, mask) for a in job.attributes}
     exact = schema_facet_counts(_binary(y_true, positive), _binary(y_pred, positive), attrs, job.facets)
     eps_counts = job.epsilon * COUNT_SHARE
-    counts, suppressed = noisy_count_table(exact, eps_counts, policy.disclosure.min_count, _laplace(eps_counts))
+    counts, suppressed = noisy_counts(exact, eps_counts, policy.disclosure.min_count, _laplace(eps_counts))
     proxies, proxy_scale = _proxies(
         job,
         table,
@@ -248,15 +299,21 @@ def compute_audit(job: AuditJob, table: TableData, engine: DPEngine) -> Computed
         policy.fairness.protected_attributes,
     )
     limitations = (
-        f"epsilon {job.epsilon:g} split: {eps_counts:g} for the confusion counts of {len(exact)} facets (Laplace "
-        f"scale {counts.noise_scale:g} per count), {job.epsilon - eps_counts:g} for the proxy tables (Laplace scale "
-        f"{proxy_scale:g} per cell)",
-        "the overall counts are the sum of one facet's noisy counts (one without suppressed groups where possible)",
+        f"epsilon {job.epsilon:g} split: {eps_counts:g} for the confusion counts of {len(exact)} facets and the "
+        f"overall row (Laplace scale {counts.noise_scale:g} per count), {job.epsilon - eps_counts:g} for the proxy "
+        f"tables (Laplace scale {proxy_scale:g} per cell)",
+        "the overall counts are a noisy vector of their own, so they need not equal the sum of a facet's groups; "
+        f"groups whose noisy size is below {policy.disclosure.min_count} are suppressed",
         f"proxy AUC is computed in-sample on noisy tables of schema categories (numeric features in {PROXY_BINS} "
         "equal-width bins over their schema bounds)",
     )
     audit = audit_from_counts(
-        counts, noise_scale=counts.noise_scale, policy=policy, n_boot=_N_BOOT, limitations=limitations
+        counts,
+        noise_scale=counts.noise_scale,
+        policy=policy,
+        n_boot=_N_BOOT,
+        random_state=_bootstrap_rng(),
+        limitations=limitations,
     )
     audit = replace(audit, proxies=proxies, model_features=tuple(job.spec.features))
     public = {
@@ -272,9 +329,10 @@ def compute_audit(job: AuditJob, table: TableData, engine: DPEngine) -> Computed
         for f in exact
         for g, u in zip(f.groups, f.units, strict=True)
     ]
+    hidden = set(suppressed)
     private = {
-        "format": "sandbox.audit-private/1",
-        "cells": [{"key": [name, label], "units": u} for name, label, u in units if u >= policy.disclosure.min_count],
+        "format": "sandbox.audit-private/2",
+        "cells": [{"key": [n, g], "units": u, "released": (n, g) not in hidden} for n, g, u in units],
         "suppressed": len(suppressed),
         "n_rows": int(mask.sum()),
     }

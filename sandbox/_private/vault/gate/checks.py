@@ -7,33 +7,53 @@ themselves) the gate:
    sent) match the stored answer, the caller is its analyst, it is not already released or in another open
    request. Anything else (a DataFrame, an edited result, a forged or foreign id, a double release) is refused
    outright with :class:`ReleaseError`; no request is created;
-2. runs the **disclosure (SDC)** rules on every item that has private cell statistics (tables, audit counts);
+2. runs the **disclosure (SDC)** rules on every table item twice: on DP values only for the analyst
+   (:mod:`.dp_sdc`: the released noisy counts, or a DP disclosure test the service charged first), and on the
+   true cell statistics for the reviewers (:mod:`.findings`);
 3. requires that a **model** comes with a **fairness audit of that same model** in the same request, carries
-   the audit's verdict and its **proxy check** (no proxy check, or a flagged proxy, needs a reviewer);
+   the audit's verdict and its **proxy check** (no proxy check, or a flagged proxy, needs a reviewer); the audit's
+   numbers are DP, so its verdict may be shown;
 4. checks that the request's **total epsilon** is within ``policy.budget.epsilon_per_release_max``.
 
-Each item gets pass / review / fail with reasons; a request with any failing item (or a failing request-level
-check) is *blocked*: it can never be submitted to reviewers.
+Each item gets pass / review / fail with reasons, from public facts and DP values only (DESIGN invariant 10); a
+request with any failing item (or a failing request-level check) is *blocked*: it can never be submitted to
+reviewers. The exact findings never change what the analyst is told; they are kept for the reviewers, who cannot
+approve a request whose exact disclosure checks fail.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox._private.shared.canonical import canonical_json
-from sandbox._private.shared.errors import NotFoundError, ReleaseError
+from sandbox._private.shared.errors import InternalError, NotFoundError, ReleaseError
 from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.schema import TableSchema
 from sandbox._private.shared.verdict import Status, worst
 from sandbox._private.vault.ledger.ledger import ChargeRecord
 
-from .sdc import TableCheck, cells_from_private, check_table
+from .dp_sdc import DPCheck, TestPlan, dp_check, parsed, plan_test
+from .findings import ItemFindings, build_findings, exact_findings
 
-__all__ = ["ItemRef", "ItemCheck", "GateReport", "check_release", "OpenItem"]
+__all__ = [
+    "ItemRef",
+    "ItemCheck",
+    "GateReport",
+    "OpenItem",
+    "FORMAT",
+    "resolve_items",
+    "plan_tests",
+    "check_records",
+    "check_release",
+]
+
+#: Format of the analyst's gate report (``gate`` in a request's view).
+FORMAT = "sandbox.gate/2"
+SchemaOf = Callable[[ChargeRecord], "TableSchema | None"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _RESULT_ID = re.compile(r"r_[A-Za-z0-9_-]{1,64}")
@@ -82,8 +102,8 @@ class OpenItem:
 class ItemCheck:
     """The gate's verdict on one item.
 
-    ``reasons`` carry the exact numbers behind a disclosure finding (for reviewers); ``analyst_reasons`` are the
-    same findings without them (what the analyst sees), so the gate cannot be used to read true small counts.
+    ``verdict`` and ``reasons`` are what the analyst sees: public facts and DP values only. ``exact`` holds the
+    findings on the true cell statistics, for reviewers (never in :meth:`to_json`).
     """
 
     result_id: str
@@ -92,13 +112,13 @@ class ItemCheck:
     epsilon: float
     verdict: Status
     reasons: tuple[str, ...]
-    analyst_reasons: tuple[str, ...] = ()
-    sdc: TableCheck | None = None
+    sdc: DPCheck | None = None
     audit_id: str | None = None
+    exact: ItemFindings | None = field(default=None, repr=False)
     fairness: Mapping[str, Any] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        """Return a JSON-ready form (for the ledger, the API, the CLI and the reviewer page)."""
+        """Return the analyst's JSON form (for the ledger, the API, the CLI and the reviewer page)."""
         return {
             "id": self.result_id,
             "kind": self.kind,
@@ -106,7 +126,6 @@ class ItemCheck:
             "epsilon": self.epsilon,
             "verdict": self.verdict,
             "reasons": list(self.reasons),
-            "analyst_reasons": list(self.analyst_reasons),
             "sdc": None if self.sdc is None else self.sdc.to_json(),
             "audit_id": self.audit_id,
         }
@@ -120,6 +139,7 @@ class GateReport:
     reasons: tuple[str, ...]
     request_verdict: Status
     total_epsilon: float
+    datasets: tuple[str, ...] = ()
 
     @property
     def verdict(self) -> Status:
@@ -131,15 +151,28 @@ class GateReport:
         """Whether the request can never be offered to reviewers."""
         return self.verdict == "fail"
 
+    @property
+    def test_epsilon(self) -> float:
+        """Epsilon of the DP disclosure tests behind the analyst's view (charged separately, not in the items)."""
+        return float(sum(i.sdc.epsilon for i in self.items if i.sdc is not None))
+
     def to_json(self) -> dict[str, Any]:
-        """Return a JSON-ready form."""
+        """Return the analyst's JSON form: DP values and public facts only."""
         return {
+            "format": FORMAT,
             "verdict": self.verdict,
             "blocked": self.blocked,
             "reasons": list(self.reasons),
             "total_epsilon": self.total_epsilon,
+            "test_epsilon": self.test_epsilon,
+            "datasets": list(self.datasets),
             "items": [i.to_json() for i in self.items],
         }
+
+    def reviewer_findings(self) -> dict[str, Any]:
+        """Return the exact findings for reviewers (see :mod:`.findings`), with a fresh salt."""
+        exact = [i.exact for i in self.items if i.exact is not None]
+        return build_findings(exact, {i.result_id: i.verdict for i in self.items})
 
 
 def _provenance(ref: ItemRef, lookup: Callable[[str], ChargeRecord], analyst: str) -> ChargeRecord:
@@ -172,16 +205,8 @@ def _provenance(ref: ItemRef, lookup: Callable[[str], ChargeRecord], analyst: st
     return record
 
 
-def _loads(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
-def _sdc(record: ChargeRecord, policy: Policy) -> TableCheck | None:
-    private = _loads(record.private_json)
-    if not isinstance(private.get("cells"), list):
-        return None
-    return check_table(cells_from_private(private), policy.disclosure, policy.privacy_unit)
+def _loads(text: str) -> Mapping[str, Any]:
+    return parsed(text)
 
 
 def _audit_target(record: ChargeRecord) -> str | None:
@@ -230,18 +255,22 @@ def _fairness_findings(model: ChargeRecord, audit: ChargeRecord | None, policy: 
     return found + _proxy_findings(public, policy.fairness.proxy_auc_threshold)
 
 
-def _check_item(record: ChargeRecord, audits: Mapping[str, ChargeRecord], policy: Policy) -> ItemCheck:
+def _check_item(
+    record: ChargeRecord,
+    audits: Mapping[str, ChargeRecord],
+    policy: Policy,
+    test: ChargeRecord | None,
+    schema: TableSchema | None,
+) -> ItemCheck:
     found: list[tuple[Status, str]] = []
-    sdc = _sdc(record, policy)
+    sdc = dp_check(record, test, policy, schema)
     if sdc is not None:
         found += [(sdc.verdict, r) for r in sdc.reasons]
-    others: list[tuple[Status, str]] = []
     audit = audits.get(record.id)
     if record.kind == "model":
-        others += _fairness_findings(record, audit, policy)
+        found += _fairness_findings(record, audit, policy)
     elif record.kind not in ("aggregate", "audit"):
-        others.append(("fail", f"result {record.id} is of kind {record.kind!r}, which the gate cannot check"))
-    found += others
+        found.append(("fail", f"result {record.id} is of kind {record.kind!r}, which the gate cannot check"))
     return ItemCheck(
         result_id=record.id,
         kind=record.kind,
@@ -249,9 +278,9 @@ def _check_item(record: ChargeRecord, audits: Mapping[str, ChargeRecord], policy
         epsilon=record.epsilon,
         verdict=worst(v for v, _ in found),
         reasons=tuple(r for _, r in found if r),
-        analyst_reasons=(sdc.coarse_reasons if sdc else ()) + tuple(r for _, r in others),
         sdc=sdc,
         audit_id=audit.id if audit else None,
+        exact=exact_findings(record, policy),
         fairness=_loads(audit.public_json) if audit else None,
     )
 
@@ -272,6 +301,59 @@ def _refs(items: Sequence[Any], policy: Policy) -> list[ItemRef]:
     return refs
 
 
+def resolve_items(
+    items: Sequence[Any],
+    *,
+    analyst: str,
+    lookup: Callable[[str], ChargeRecord],
+    policy: Policy,
+    open_item: Callable[[str], OpenItem | None] = lambda _id: None,
+) -> list[ChargeRecord]:
+    """Check the items' shape and provenance and return their ledger records (see :func:`check_release`)."""
+    refs = _refs(items, policy)
+    records = [_provenance(ref, lookup, analyst) for ref in refs]
+    for record in records:
+        held = open_item(record.id)
+        if held is not None:
+            raise ReleaseError(
+                f"result {record.id} is already in request {held.request_id} ({held.status}); an item is released "
+                "only once: withdraw that request first, or leave the item out."
+            )
+    return records
+
+
+def plan_tests(records: Sequence[ChargeRecord], policy: Policy, schema_of: SchemaOf) -> dict[str, TestPlan]:
+    """Return the DP disclosure tests the gate must charge before it can answer (item id -> plan)."""
+    plans = {r.id: plan_test(r, policy, schema_of(r)) for r in records}
+    return {rid: p for rid, p in plans.items() if p is not None}
+
+
+def check_records(
+    records: Sequence[ChargeRecord],
+    policy: Policy,
+    *,
+    tests: Mapping[str, ChargeRecord] | None = None,
+    schema_of: SchemaOf = lambda _r: None,
+) -> GateReport:
+    """Check resolved records; ``tests`` holds the charged DP test of every item :func:`plan_tests` named."""
+    tests = dict(tests or {})
+    missing = sorted(set(plan_tests(records, policy, schema_of)) - set(tests))
+    if missing:
+        raise InternalError(f"the gate must charge the DP disclosure tests of {missing} before checking them.")
+    audits = {m: r for r in records if r.kind == "audit" and (m := _audit_target(r)) is not None}
+    checks = tuple(_check_item(r, audits, policy, tests.get(r.id), schema_of(r)) for r in records)
+    total = sum(r.epsilon for r in records)
+    cap = policy.budget.epsilon_per_release_max
+    reasons: list[str] = []
+    if total > cap + 1e-9:
+        reasons.append(
+            f"the items spend ε={total:.3f} together; one release may carry at most ε={cap:.3f} "
+            "(policy budget.epsilon_per_release_max): release fewer items or split the release"
+        )
+    datasets = tuple(sorted({r.dataset for r in records}))
+    return GateReport(checks, tuple(reasons), "fail" if reasons else "pass", total, datasets)
+
+
 def check_release(
     items: Sequence[Any],
     *,
@@ -279,6 +361,8 @@ def check_release(
     lookup: Callable[[str], ChargeRecord],
     policy: Policy,
     open_item: Callable[[str], OpenItem | None] = lambda _id: None,
+    tests: Mapping[str, ChargeRecord] | None = None,
+    schema_of: SchemaOf = lambda _r: None,
 ) -> GateReport:
     """Check a release request's items.
 
@@ -294,6 +378,10 @@ def check_release(
         The policy in force.
     open_item : callable, optional
         ``open_item(result_id)`` returns the request that already holds the result (released or still open).
+    tests : mapping, optional
+        The charged DP disclosure test (a ledger record of kind ``"sdc_test"``) of every item that needs one.
+    schema_of : callable, optional
+        The public schema of an item's dataset version (bounds of the DP tests, signs of magnitude columns).
 
     Returns
     -------
@@ -306,23 +394,5 @@ def check_release(
         If an item is not a vault result, its hash or values differ from the ledger, it belongs to another
         analyst, or it is already released or in another open request.
     """
-    refs = _refs(items, policy)
-    records = [_provenance(ref, lookup, analyst) for ref in refs]
-    for record in records:
-        held = open_item(record.id)
-        if held is not None:
-            raise ReleaseError(
-                f"result {record.id} is already in request {held.request_id} ({held.status}); an item is released "
-                "only once: withdraw that request first, or leave the item out."
-            )
-    audits = {m: r for r in records if r.kind == "audit" and (m := _audit_target(r)) is not None}
-    checks = tuple(_check_item(r, audits, policy) for r in records)
-    total = sum(r.epsilon for r in records)
-    cap = policy.budget.epsilon_per_release_max
-    reasons: list[str] = []
-    if total > cap + 1e-9:
-        reasons.append(
-            f"the items spend ε={total:.3f} together; one release may carry at most ε={cap:.3f} "
-            "(policy budget.epsilon_per_release_max): release fewer items or split the release"
-        )
-    return GateReport(checks, tuple(reasons), "fail" if reasons else "pass", total)
+    records = resolve_items(items, analyst=analyst, lookup=lookup, policy=policy, open_item=open_item)
+    return check_records(records, policy, tests=tests, schema_of=schema_of)

@@ -5,8 +5,13 @@ ledger database (SQLite or PostgreSQL, table ``gate_requests``), and every mutat
 the hash-chained log *inside* the database transaction: if the append fails nothing is committed, and the new
 log head is anchored in ``gate_anchor`` (and ``vault/audit.head``) in the same transaction.
 
-A request is created and, unless the gate blocked it, submitted in one step (``ws.release``). When the vote
-that completes the review approves it, the service writes the release to the outbox and marks it released.
+A request is created and, unless the gate blocked it, submitted in one step (``ws.release``): provenance and
+the daily cap are checked first (:mod:`.limits`; nothing is charged for a refused request), then the DP disclosure
+tests the items need are charged in the ledger (:mod:`.dp_sdc`), then the gate's report is stored with the
+reviewer-only exact findings (:mod:`.findings`). The analyst's view of a request never carries those findings, and
+the audit log records only their salted hash. When the vote that completes the review approves it, the service
+writes the release to the outbox and marks it released; a request whose exact disclosure checks fail cannot be
+approved.
 :meth:`ReleaseService.recover` (called when the vault starts) repairs a torn log line, removes unfinished
 outbox folders, records unlogged complete releases and marks approved requests whose release is in the outbox
 as released, so a crash leaves each release complete or absent.
@@ -22,21 +27,32 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sandbox._private.shared.errors import NotFoundError, ReleaseError
+from sandbox._private.shared.errors import BudgetExceededError, NotFoundError, ReleaseError, SchemaError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.policy import Policy
+from sandbox._private.shared.schema import TableSchema
 from sandbox._private.vault.ledger.db import Tx
-from sandbox._private.vault.ledger.ledger import Ledger
+from sandbox._private.vault.ledger.ledger import ChargeRecord, Ledger
 from sandbox._private.vault.outbox.contents import analyst_gate, build_release, ledger_entry
 from sandbox._private.vault.outbox.files import PublishedRelease, publish_release, recover_outbox
 from sandbox._private.vault.outbox.journal import AuditLog, Head
 from sandbox._private.vault.outbox.verify import VerifyReport, verify_workspace, write_anchor
 
-from .checks import OpenItem, check_release
+from . import limits
+from .checks import OpenItem, check_records, plan_tests, resolve_items
+from .dp_sdc import TEST_KIND, TestPlan, compute_test
+from .findings import approvable
+from .limits import check_cap, flags
 from .names import check_text, check_title
 from .workflow import Action, Actor, Comment, RequestState, Vote, apply, new_request, required_approvals, visible_votes
 
-__all__ = ["ReleaseService"]
+__all__ = ["ReleaseService", "STANDARD_REASON"]
+
+#: What a reviewer tells the analyst when the exact disclosure checks fail: no figures, so no true count leaves.
+STANDARD_REASON = (
+    "The output does not pass the vault's disclosure control. Merge categories, drop small cells or top-code the "
+    "variable, and make a new request."
+)
 
 _DDL = (
     """CREATE TABLE IF NOT EXISTS gate_requests (
@@ -62,6 +78,7 @@ _CHARGE_FIELDS = (
 _COLS = "id, author, title, purpose, justification, created, items_json, gate_json, state_json, release_id"
 _CLOSED = ("rejected", "withdrawn")
 _SYSTEM = Actor("vault", "admin")
+_CHECKERS = ("reviewer", "admin")
 
 
 def _state_to_json(state: RequestState) -> str:
@@ -93,9 +110,11 @@ class ReleaseService:
         self.ledger = ledger
         self.policy = policy
         self.log = AuditLog(self.layout.journal)
+        self._schemas: dict[tuple[str, int], TableSchema] = {}
         with self.ledger.db.transaction() as tx:
-            for ddl in _DDL:
+            for ddl in (*_DDL, *limits.DDL):
                 tx.execute(ddl)
+            limits.backfill(tx)
             if tx.one("SELECT id FROM gate_lock WHERE id = 1") is None:
                 tx.execute("INSERT INTO gate_lock (id) VALUES (1)")
 
@@ -164,7 +183,12 @@ class ReleaseService:
     def create(
         self, items: Sequence[Any], *, author: Actor, title: str, purpose: str, justification: str = ""
     ) -> dict[str, Any]:
-        """Check the items, store the request and submit it unless the gate blocked it; return its view."""
+        """Check the items, store the request and submit it unless the gate blocked it; return its view.
+
+        Provenance and the daily cap are checked before anything is charged; then the DP disclosure tests the
+        items need are charged (each in its own ledger transaction, never under the gate's lock); then the report
+        is stored. A request refused at any step leaves no request behind.
+        """
         if author.role != "analyst":
             raise ReleaseError(f"release requests are made by analysts; {author.name} is {author.role}.")
         check_title(title)
@@ -173,29 +197,107 @@ class ReleaseService:
         request_id = "req_" + secrets.token_hex(8)
         self.sync_charges()  # committed on its own: a refused request must not roll back the charges' events
         with self._tx() as tx:
-            held = self._open_items(tx)
-            report = check_release(
-                items, analyst=author.name, lookup=self.ledger.result, policy=self.policy, open_item=held.get
-            )
+            records = self._resolve(tx, items, author)
+        tests = self._charge_tests(records, author)
+        with self._tx() as tx:
+            self._still_free(tx, records, author)  # a concurrent request may have taken an item, or the cap
+            report = check_records(records, self.policy, tests=tests, schema_of=self._schema_of)
+            findings = report.reviewer_findings()
+            gate = report.to_json()
             kinds = [i.kind for i in report.items]
             t = new_request(
                 request_id, author.name, required_approvals(self.policy.review, kinds), blocked=report.blocked
             )
-            events = [*t.events, ("gate", report.to_json())]
+            events = [*t.events, ("gate", {**gate, "reviewer_findings_sha256": findings["sha256"]})]
             state = t.state
             if not report.blocked:
                 t = apply(state, "submit", author)
                 state, events = t.state, [*events, *t.events]
+            created, stored = _now(), {**gate, "reviewer_findings": findings}
             tx.execute(
                 f"INSERT INTO gate_requests ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    request_id, author.name, title, purpose, justification, _now(),
-                    json.dumps([i.result_id for i in report.items]), json.dumps(report.to_json()),
-                    _state_to_json(state), None,
+                    request_id, author.name, title, purpose, justification, created,
+                    json.dumps([i.result_id for i in report.items]), json.dumps(stored), _state_to_json(state), None,
                 ),
             )  # fmt: skip
+            limits.record_request(tx, request_id, author.name, created, stored, report.blocked)
+            self._sync_charges(tx)  # the DP tests' charges go on the log before the request that used them
             self._log(tx, [_event(author, e, request_id) for e in events])
+            self._log_new_flags(tx, author.name, report.datasets, request_id)
         return self.show(request_id, author)
+
+    def _resolve(self, tx: Tx, items: Sequence[Any], author: Actor) -> list[ChargeRecord]:
+        held = self._open_items(tx)
+        records = resolve_items(
+            items, analyst=author.name, lookup=self.ledger.result, policy=self.policy, open_item=held.get
+        )
+        check_cap(tx, author.name, {r.dataset for r in records}, self.policy)
+        return records
+
+    def _still_free(self, tx: Tx, records: Sequence[ChargeRecord], author: Actor) -> None:
+        held = self._open_items(tx)
+        taken = [(r.id, held[r.id]) for r in records if r.id in held]
+        if taken:
+            rid, item = taken[0]
+            raise ReleaseError(
+                f"result {rid} is already in request {item.request_id} ({item.status}); an item is released only "
+                "once: withdraw that request first, or leave the item out."
+            )
+        check_cap(tx, author.name, {r.dataset for r in records}, self.policy)
+
+    def _schema_of(self, record: ChargeRecord) -> TableSchema | None:
+        """Return the public schema of the item's dataset version (cached: a registered version never changes)."""
+        key = (record.dataset, record.version)
+        if key not in self._schemas:
+            try:
+                self._schemas[key] = TableSchema.from_json(self.ledger.dataset(*key).schema_json)
+            except (SchemaError, NotFoundError, ValueError, TypeError, KeyError):
+                return None
+        return self._schemas[key]
+
+    def _charge_tests(self, records: Sequence[ChargeRecord], author: Actor) -> dict[str, ChargeRecord]:
+        """Charge (or reuse) the DP disclosure test of every item that needs one; see :mod:`.dp_sdc`."""
+        by_id = {r.id: r for r in records}
+        out: dict[str, ChargeRecord] = {}
+        for rid, plan in plan_tests(records, self.policy, self._schema_of).items():
+            out[rid] = self._charge_test(plan, by_id[rid], author)
+        return out
+
+    def _charge_test(self, plan: TestPlan, item: ChargeRecord, author: Actor) -> ChargeRecord:
+        policy = self.policy
+        try:
+            outcome = self.ledger.charge(
+                self.ledger.dataset(item.dataset, item.version),
+                kind=TEST_KIND,
+                query_key=plan.query_key,
+                query=plan.query,
+                epsilon=plan.epsilon,
+                delta=0.0,
+                analyst=author.name,
+                run_id=None,
+                compute=lambda: compute_test(plan, item, policy),
+                analyst_limit=policy.budget.epsilon_per_analyst,
+            )
+        except BudgetExceededError as exc:
+            raise BudgetExceededError(
+                f"the gate's DP disclosure test of {item.id} needs ε={plan.epsilon:g} (policy "
+                f"gate.sdc_test_epsilon) and the budget cannot pay it: {exc} No request was created."
+            ) from None
+        return outcome.record
+
+    def _log_new_flags(self, tx: Tx, analyst: str, datasets: Sequence[str], request_id: str) -> None:
+        """Log a ``gate.flag`` event the moment a day of one analyst and dataset reaches the flag threshold."""
+        for flag in flags(tx, self.policy, analyst):
+            ids = flag["request_ids"]
+            if flag["dataset"] in datasets and ids[-1:] == [request_id] and len(ids) == flag["threshold"]:
+                payload = {k: flag[k] for k in ("analyst", "dataset", "day", "threshold")}
+                self._log(tx, [("vault", "gate.flag", {**payload, "request_id": request_id})])
+
+    def flags(self) -> list[dict[str, Any]]:
+        """Every flagged (analyst, dataset, day) for reviewers; see :func:`.limits.flags`."""
+        with self.ledger.db.transaction(write=False) as tx:
+            return flags(tx, self.policy)
 
     # -- everyone --------------------------------------------------------------------------------------------
     def act(self, request_id: str, action: Action, actor: Actor, comment: str = "") -> dict[str, Any]:
@@ -204,9 +306,16 @@ class ReleaseService:
             check_text(comment, "comment")
         self.sync_charges()
         with self._tx() as tx:
-            state = _state_from_json(self._row(tx, request_id)[8])
+            row = self._row(tx, request_id)
+            state = _state_from_json(row[8])
             own = self._approvals_by(tx, actor.name, request_id) if action == "approve" else ()
+            # refuses what the workflow does not allow (and a decision without reasons), first
             t = apply(state, action, actor, comment=comment, own_approvals=own)
+            if action == "approve" and not approvable(json.loads(row[7]).get("reviewer_findings")):
+                raise ReleaseError(
+                    f"request {request_id} fails the exact disclosure checks (see reviewer_findings) and cannot be "
+                    f"approved: reject it, or return it to the author, with the standard reason: {STANDARD_REASON!r}"
+                )
             self._save(tx, t.state)
             self._log(tx, [_event(actor, e, request_id) for e in t.events])
         if t.state.status == "approved":
@@ -245,9 +354,10 @@ class ReleaseService:
         """List the requests the viewer may see: an analyst their own, reviewers and admins every submitted one."""
         with self.ledger.db.transaction(write=False) as tx:
             rows = tx.execute(f"SELECT {_COLS} FROM gate_requests ORDER BY created")
+            flagged = flags(tx, self.policy) if viewer.role in _CHECKERS else []
         out = []
         for row in rows:
-            view = _view(row, viewer)
+            view = _view(row, viewer, flagged)
             mine = row[1] == viewer.name
             if viewer.role == "analyst" and not mine:
                 continue
@@ -265,9 +375,10 @@ class ReleaseService:
         """
         with self.ledger.db.transaction(write=False) as tx:
             row = self._row(tx, request_id)
+            flagged = flags(tx, self.policy, str(row[1])) if viewer.role in _CHECKERS else []
         if viewer.role == "analyst" and row[1] != viewer.name:
             raise NotFoundError(f"no release request {request_id!r} of yours; `sandbox review list` shows them.")
-        view = _view(row, viewer)
+        view = _view(row, viewer, flagged)
         if detail:
             view["details"] = {i: self._detail(i) for i in json.loads(row[6])}
         return view
@@ -299,7 +410,7 @@ class ReleaseService:
 
     def verify(self) -> VerifyReport:
         """Verify the audit log (against the ledger's anchor) and the outbox."""
-        return verify_workspace(self.layout.workspace, self.anchor())
+        return verify_workspace(self.layout.workspace, self.anchor(), ledger_url=self.ledger.db.url)
 
 
 def _now() -> str:
@@ -325,12 +436,11 @@ def _review_record(state: RequestState) -> dict[str, Any]:
     }
 
 
-def _view(row: tuple[Any, ...], viewer: Actor) -> dict[str, Any]:
+def _view(row: tuple[Any, ...], viewer: Actor, flagged: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Return a request as ``viewer`` may see it; reviewers and admins (not its author) get ``reviewer_findings``."""
     state = _state_from_json(row[8])
-    gate: dict[str, Any] = json.loads(row[7])
-    if viewer.role not in ("reviewer", "admin") or viewer.name == row[1]:
-        gate = analyst_gate(gate)
-    return {
+    stored: dict[str, Any] = json.loads(row[7])
+    view = {
         "id": row[0],
         "author": row[1],
         "title": row[2],
@@ -345,6 +455,11 @@ def _view(row: tuple[Any, ...], viewer: Actor) -> dict[str, Any]:
         "votes_in": len(state.current_votes),
         "votes": [asdict(v) for v in visible_votes(state, viewer)],
         "comments": [asdict(c) for c in state.comments],
-        "gate": gate,
+        "gate": analyst_gate(stored),
         "release_id": row[9],
     }
+    if viewer.role in _CHECKERS and viewer.name != row[1]:
+        findings = dict(stored.get("reviewer_findings") or {})
+        mine = [f for f in flagged if f["analyst"] == row[1]]
+        view["reviewer_findings"] = {**findings, "flags": mine} if findings else {"flags": mine, "legacy_gate": stored}
+    return view

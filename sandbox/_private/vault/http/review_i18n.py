@@ -149,6 +149,17 @@ TEXT: dict[str, dict[str, str]] = {
     "analyst_told": {"en": "Analyst was told", "nl": "Analist kreeg te horen"},
     "exact_verdict": {"en": "Exact checks", "nl": "Exacte controle"},
     "flags": {"en": "Flags on the author", "nl": "Signalen over de auteur"},
+    "flags_all": {"en": "Flags on analysts", "nl": "Signalen over analisten"},
+    "flag_line": {
+        "en": "{analyst} on {dataset}, {day}: {blocked} blocked and {exact} failing the exact checks, of {requests} "
+        "requests",
+        "nl": "{analyst} op {dataset}, {day}: {blocked} geblokkeerd en {exact} gezakt voor de exacte controle, van "
+        "{requests} verzoeken",
+    },
+    "no_quote": {
+        "en": "Votes and comments are shown to the analyst: do not quote the exact findings.",
+        "nl": "Stemmen en opmerkingen ziet de analist: citeer de exacte bevindingen niet.",
+    },
     "query": {"en": "Query", "nl": "Vraag"},
     "result_sha": {"en": "Result sha256", "nl": "sha256 van het resultaat"},
     "no_votes": {"en": "No votes visible yet.", "nl": "Nog geen zichtbare stemmen."},

@@ -5,6 +5,11 @@ The page is a shell (this module) that a script (:mod:`.review_js`) fills with f
 words :mod:`.review_i18n`, its charts :mod:`.review_charts`. The shell, script and stylesheet are served with a
 strict CSP (:data:`PAGE_CSP`): script and styles only from the vault, no inline script or style, no frames, no
 other hosts. Every value in a fragment is escaped by the vault; the token lives in the tab's ``sessionStorage``.
+
+Beyond the analyst's view, reviewers see the request's ``reviewer_findings`` (the exact disclosure verdict and
+reasons per item, with true small counts; whether the request may be approved) and the flags of analysts with
+repeated blocked or exact-fail requests (``GET /v1/gate/flags``). Votes and comments are visible to the analyst, so
+the page offers the gate's standard rejection text, which states no figures.
 """
 
 from __future__ import annotations

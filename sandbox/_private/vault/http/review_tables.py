@@ -15,7 +15,15 @@ from .review_format import epsilon, significant
 from .review_html import Raw, badge, kind_text, table, tag
 from .review_i18n import t
 
-__all__ = ["details_of", "findings_of", "spend_table", "sdc_tables", "checks_table", "provenance_table"]
+__all__ = [
+    "details_of",
+    "findings_of",
+    "flag_line",
+    "spend_table",
+    "sdc_tables",
+    "checks_table",
+    "provenance_table",
+]
 
 
 def details_of(view: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -28,6 +36,12 @@ def findings_of(view: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """Return the reviewer-only exact findings of the request, if the view carries them."""
     found = view.get("reviewer_findings")
     return found if isinstance(found, Mapping) else None
+
+
+def flag_line(f: Mapping[str, Any], lang: str) -> str:
+    """Say what a flag on an analyst counts (``GET /v1/gate/flags``), without the request ids."""
+    return t("flag_line", lang, analyst=f.get("analyst", ""), dataset=f.get("dataset", ""), day=f.get("day", ""),
+             blocked=f.get("blocked", 0), exact=f.get("exact_fail", 0), requests=f.get("requests", 0))  # fmt: skip
 
 
 def spend_table(view: Mapping[str, Any], budgets: Sequence[Mapping[str, Any]], lang: str) -> Raw:
@@ -125,8 +139,7 @@ def sdc_tables(view: Mapping[str, Any], lang: str) -> Raw:
     elif not rows:
         parts.append(tag("p", t("no_findings", lang), cls="note"))
     if flags:
-        rows = [[", ".join(f"{k}: {v}" for k, v in f.items() if k != "request_ids")] for f in flags]
-        parts += [tag("h5", t("flags", lang)), table([t("flags", lang)], rows)]
+        parts += [tag("h5", t("flags", lang)), tag("ul", [tag("li", flag_line(f, lang)) for f in flags], cls="flags")]
     return tag("div", parts)
 
 

@@ -19,7 +19,15 @@ from .review_format import epsilon
 from .review_html import Raw, badge, facts, section, status_text, table, tag
 from .review_i18n import Labels, t
 from .review_model import aggregate_table, model_card
-from .review_tables import checks_table, details_of, findings_of, provenance_table, sdc_tables, spend_table
+from .review_tables import (
+    checks_table,
+    details_of,
+    findings_of,
+    flag_line,
+    provenance_table,
+    sdc_tables,
+    spend_table,
+)
 
 __all__ = ["RequestPage", "request_fragment", "list_fragment", "DECISIONS"]
 
@@ -194,6 +202,8 @@ def _decision(page: RequestPage, warnings: Sequence[Raw]) -> Raw:
             tag("textarea", "", id="comment", rows="4", maxlength="10000"),
             tag("p", t("comment_rule", lang), cls="note"),
         ]
+        if findings_of(view) is not None:
+            parts.append(tag("p", t("no_quote", lang), cls="note strong"))
     parts.append(tag("div", buttons, cls="actions"))
     return tag("div", parts, cls="decision", data_request=view.get("id"))
 
@@ -218,23 +228,29 @@ def request_fragment(page: RequestPage) -> str:
     return tag("article", body, cls="request", data_request=view.get("id"), data_state=view.get("state"))
 
 
-def list_fragment(rows: Sequence[Mapping[str, Any]], lang: str) -> str:
-    """Render the table of requests (an HTML fragment for ``#list``)."""
+def list_fragment(rows: Sequence[Mapping[str, Any]], lang: str, *, flags: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Render the table of requests, with the flags on analysts (an HTML fragment for ``#list``)."""
+    parts: list[object] = []
     if not rows:
-        return tag("p", t("no_requests", lang), cls="note")
-    body = []
-    for r in rows:
-        gate = r.get("gate") or {}
-        link = tag("a", r.get("title", ""), href=f"#{r.get('id')}", data_id=r.get("id"), cls="open-request")
-        body.append(
-            [
-                link,
-                r.get("author", ""),
-                status_text(str(r.get("status")), lang),
-                f"{r.get('votes_in', 0)} {t('of', lang)} {r.get('required_approvals', '?')}",
-                badge(str(gate.get("verdict") or ""), lang),
-                epsilon(gate.get("total_epsilon"), lang),
-            ]
-        )
-    heads = [t(k, lang) for k in ("col_title", "col_author", "col_status", "col_reviews", "col_gate")] + ["ε"]
-    return table(heads, body, numeric=[5], nowrap=[1, 3], cls="data requests")
+        parts.append(tag("p", t("no_requests", lang), cls="note"))
+    else:
+        body = []
+        for r in rows:
+            gate = r.get("gate") or {}
+            exact = (r.get("reviewer_findings") or {}).get("disclosure_verdict")
+            link = tag("a", r.get("title", ""), href=f"#{r.get('id')}", data_id=r.get("id"), cls="open-request")
+            body.append(
+                [link, r.get("author", ""), status_text(str(r.get("status")), lang),
+                 f"{r.get('votes_in', 0)} {t('of', lang)} {r.get('required_approvals', '?')}",
+                 badge(str(gate.get("verdict") or ""), lang), badge(exact, lang) if exact else "–",
+                 epsilon(gate.get("total_epsilon"), lang)]
+            )  # fmt: skip
+        heads = [t(k, lang) for k in ("col_title", "col_author", "col_status", "col_reviews", "col_gate")]
+        heads += [t("exact_verdict", lang), "ε"]
+        parts.append(table(heads, body, numeric=[6], nowrap=[1, 3], cls="data requests"))
+    if flags:
+        parts += [
+            tag("h3", t("flags_all", lang)),
+            tag("ul", [tag("li", flag_line(f, lang)) for f in flags], cls="flags"),
+        ]
+    return tag("div", parts)

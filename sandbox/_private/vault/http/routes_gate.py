@@ -6,10 +6,14 @@
 (:meth:`ReleaseService.recover`) before serving anything.
 
 - ``POST /v1/releases`` (analyst): check items, create and submit a request;
-- ``GET /v1/releases`` and ``GET /v1/releases/{id}`` (any role): what the caller may see;
+- ``GET /v1/releases`` and ``GET /v1/releases/{id}`` (any role): what the caller may see; a reviewer or admin who
+  is not the author also gets ``reviewer_findings`` (the exact disclosure findings; see
+  :mod:`sandbox._private.vault.gate.findings`), an analyst only the gate's view computed from DP values;
 - ``POST /v1/releases/{id}/actions`` (any role, checked per action): submit, approve, reject, return,
   comment, respond, resubmit, withdraw; approve / reject / return need a reviewer token;
 - ``POST /v1/releases/{id}/release`` (reviewer or admin): retry the release of an approved request;
+- ``GET /v1/gate/flags`` (reviewer or admin): analysts whose requests were blocked, or failed the exact disclosure
+  checks, repeatedly on one dataset and day;
 - ``GET /v1/verify`` (reviewer or admin): the chain and outbox check.
 
 The reviewer page and the reports of audit items are in :mod:`.routes_review`.
@@ -126,6 +130,11 @@ def retry_release(
     gate = gate_of(request)
     gate.release(request_id, _actor(caller))
     return gate.show(request_id, _actor(caller))
+
+
+@router.get("/v1/gate/flags", summary="Analysts with repeated blocked or exact-fail requests (reviewers and admins)")
+def gate_flags(request: Request, _: CheckerCaller) -> list[dict[str, Any]]:
+    return gate_of(request).flags()
 
 
 @router.get("/v1/verify", summary="Recompute the audit log chain and the outbox hashes")

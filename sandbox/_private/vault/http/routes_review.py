@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from sandbox._private.shared.errors import NotFoundError, SandboxError
-from sandbox._private.vault.gate import requests as gate_requests
+from sandbox._private.vault.gate.requests import STANDARD_REASON
 from sandbox._private.vault.gate.workflow import Actor
 from sandbox._private.vault.tokens import TokenInfo
 
@@ -135,8 +135,9 @@ def icon() -> Response:
 
 @router.get("/review/fragments/requests", response_class=HTMLResponse, summary="The review page's list of requests")
 def list_part(request: Request, caller: CheckerCaller, lang: Lang = None, closed: bool = False) -> HTMLResponse:
-    rows = gate_of(request).requests(_actor(caller), include_closed=closed)
-    return _html(list_fragment(rows, _lang(request, lang)))
+    gate = gate_of(request)
+    rows = gate.requests(_actor(caller), include_closed=closed)
+    return _html(list_fragment(rows, _lang(request, lang), flags=gate.flags()))
 
 
 @router.get(
@@ -155,7 +156,7 @@ def request_part(
         report_paths={a: f"{base}/{a}/report" for a in audits},
         budgets=_budgets(request, view),
         independence=_independence(request, view, caller),
-        standard_reason=getattr(gate_requests, "STANDARD_REASON", None),
+        standard_reason=STANDARD_REASON,
     )
     return _html(request_fragment(page_data))
 

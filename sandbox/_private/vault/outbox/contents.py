@@ -18,15 +18,22 @@ from .files import ReleaseFile
 from .render import html_file, json_file, table_files, table_html
 
 
-def analyst_gate(gate: dict[str, Any]) -> dict[str, Any]:
-    """Return the gate report without the exact numbers behind disclosure findings (true small counts, shares)."""
+def analyst_gate(gate: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the gate report as the analyst may see it: without the reviewer-only exact findings.
+
+    Reports of format ``sandbox.gate/2`` are computed from DP values and public facts; only their
+    ``reviewer_findings`` are removed. Older reports (made before the gate answered from DP values) keep their
+    verdicts, and lose the exact numbers behind disclosure findings (true small counts, shares).
+    """
+    if gate.get("format") == "sandbox.gate/2":
+        return {k: v for k, v in gate.items() if k != "reviewer_findings"}
     items = [
         {
             **i,
             "reasons": i.get("analyst_reasons", []),
-            "sdc": None if i["sdc"] is None else {"verdict": i["sdc"]["verdict"]},
+            "sdc": None if i.get("sdc") is None else {"verdict": i["sdc"]["verdict"]},
         }
-        for i in gate["items"]
+        for i in gate.get("items", [])
     ]
     return {**gate, "items": items}
 
@@ -115,7 +122,9 @@ def build_release(
 
 def _dataset_provenance(ledger: Ledger, name: str, version: int) -> dict[str, Any]:
     d = ledger.dataset(name, version)
-    return {"name": name, "version": version, "files_sha256": d.files_sha256, "schema_sha256": d.schema_sha256}
+    # the version names the registered data; its files' sha256 stays in the ledger: a hash of the protected rows is
+    # neither public nor DP, and a release is public (DESIGN invariant 10)
+    return {"name": name, "version": version, "schema_sha256": d.schema_sha256}
 
 
 def _version() -> str:
