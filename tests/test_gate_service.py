@@ -20,6 +20,13 @@ from sandbox._private.vault.outbox.journal import read_entries
 
 ALICE = Actor("alice", "analyst")
 BOB, ERIN = Actor("bob", "reviewer"), Actor("erin", "reviewer")
+
+
+def why(request_id: str, reviewer: Actor) -> str:
+    """A decision comment of substance (the workflow refuses 'ok', and a copy of another approval)."""
+    return f"{reviewer.name} read {request_id}: purpose, disclosure findings and privacy spend are in order."
+
+
 ADMIN = Actor("root", "admin")
 
 
@@ -92,7 +99,7 @@ def test_table_release_end_to_end(fx: Fixture) -> None:
     req = release(fx, [ref(t)])
     assert (req["status"], req["state"], req["required_approvals"]) == ("pending_review", "submitted", 1)
     assert [r["id"] for r in fx.svc.requests(BOB)] == [req["id"]]
-    done = fx.svc.act(req["id"], "approve", BOB)
+    done = fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     assert done["status"] == "released" and done["release_id"] == f"rel-{req['id']}"
     folder = fx.svc.layout.outbox / done["release_id"]
     manifest = json.loads((folder / "manifest.json").read_bytes())
@@ -131,12 +138,12 @@ def test_model_needs_two_approvals_and_its_audit(fx: Fixture) -> None:
     m, a = fx.model_and_audit()
     req = release(fx, [ref(m), ref(a)])
     assert req["required_approvals"] == 2 and req["gate"]["verdict"] == "pass"
-    mid = fx.svc.act(req["id"], "approve", BOB)
+    mid = fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     assert mid["state"] == "partially_reviewed" and mid["votes"] == [
-        {"reviewer": "bob", "decision": "approve", "round": 1, "comment": ""}
+        {"reviewer": "bob", "decision": "approve", "round": 1, "comment": why(req["id"], BOB)}
     ]
     assert fx.svc.show(req["id"], ERIN)["votes"] == []  # hidden until both reviews are in
-    done = fx.svc.act(req["id"], "approve", ERIN)
+    done = fx.svc.act(req["id"], "approve", ERIN, why(req["id"], ERIN))
     assert done["status"] == "released"
     manifest = json.loads((fx.svc.layout.outbox / done["release_id"] / "manifest.json").read_bytes())
     assert {f"{m.id}_model.json", f"{a.id}_fairness_audit.json", f"{a.id}_fairness_report.html"} <= {
@@ -164,7 +171,7 @@ def test_blocked_request_is_never_offered(fx: Fixture) -> None:
     with pytest.raises(ReleaseError, match="blocked by the gate"):
         fx.svc.act(req["id"], "submit", ALICE)
     with pytest.raises(ReleaseError, match=r"cannot approve request .* it is draft"):
-        fx.svc.act(req["id"], "approve", BOB)
+        fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     m = fx.charge("model", {"coef": [1]}, {})
     assert release(fx, [ref(m)])["gate"]["items"][0]["reasons"][0].startswith(f"model {m.id} has no fairness audit")
 
@@ -178,7 +185,7 @@ def test_a_true_small_cell_behind_a_large_noisy_count_goes_to_review_and_cannot_
     assert seen["reviewer_findings"]["disclosure_verdict"] == "fail" and not seen["reviewer_findings"]["approvable"]
     assert seen["reviewer_findings"]["items"][0]["gate_verdict"] == "pass"
     with pytest.raises(ReleaseError, match=r"fails the exact disclosure checks .* cannot be approved"):
-        fx.svc.act(req["id"], "approve", BOB)
+        fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     done = fx.svc.act(req["id"], "reject", BOB, service_mod.STANDARD_REASON)
     assert done["status"] == "rejected" and "rests on" not in json.dumps(fx.svc.show(req["id"], ALICE))
 
@@ -293,7 +300,7 @@ def test_item_released_twice_refused(fx: Fixture) -> None:
     req = release(fx, [ref(t)])
     with pytest.raises(ReleaseError, match=f"already in request {req['id']} \\(submitted\\)"):
         release(fx, [ref(t)])
-    fx.svc.act(req["id"], "approve", BOB)
+    fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     with pytest.raises(ReleaseError, match=f"already in request {req['id']} \\(released\\)"):
         release(fx, [ref(t)])
     with pytest.raises(ReleaseError, match=r"cannot release request .* it is released"):
@@ -329,7 +336,7 @@ def test_return_respond_resubmit_cycle(fx: Fixture) -> None:
     r = fx.svc.act(req["id"], "resubmit", ALICE)
     assert (r["state"], r["round"]) == ("submitted", 2)
     assert [c["text"] for c in r["comments"]] == ["added a note on the scale"]
-    assert fx.svc.act(req["id"], "approve", BOB)["status"] == "released"
+    assert fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))["status"] == "released"
 
 
 def test_crash_between_outbox_and_database_is_recovered(fx: Fixture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -343,7 +350,7 @@ def test_crash_between_outbox_and_database_is_recovered(fx: Fixture, monkeypatch
 
     monkeypatch.setattr(service_mod.ReleaseService, "_save", crash_on_release)
     with pytest.raises(KeyboardInterrupt):
-        fx.svc.act(req["id"], "approve", BOB)
+        fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     monkeypatch.undo()
     assert fx.svc.show(req["id"], BOB)["state"] == "approved"
     assert fx.svc.verify().ok  # the release is complete in outbox + log; only the database lags
@@ -361,7 +368,7 @@ def test_admin_retries_a_release_that_failed(fx: Fixture, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(service_mod, "publish_release", boom)
     with pytest.raises(OSError, match="disk full"):
-        fx.svc.act(req["id"], "approve", BOB)
+        fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))
     monkeypatch.undo()
     assert fx.svc.show(req["id"], ADMIN)["state"] == "approved"
     assert fx.svc.recover() == []
@@ -382,10 +389,10 @@ def test_review_and_release_on_postgresql(tmp_path: Path, postgres: Any) -> None
     fx = Fixture(tmp_path, postgres.fresh_database("gate_service"))
     m, a = fx.model_and_audit()
     req = release(fx, [ref(m), ref(a)])
-    assert fx.svc.act(req["id"], "approve", BOB)["state"] == "partially_reviewed"
+    assert fx.svc.act(req["id"], "approve", BOB, why(req["id"], BOB))["state"] == "partially_reviewed"
     with pytest.raises(ReleaseError, match=f"already in request {req['id']}"):
         release(fx, [ref(m), ref(a)])
-    assert fx.svc.act(req["id"], "approve", ERIN)["status"] == "released"
+    assert fx.svc.act(req["id"], "approve", ERIN, why(req["id"], ERIN))["status"] == "released"
     report = fx.svc.verify()
     assert report.ok and report.releases == 1 and fx.svc.anchor() == report.log.head
 

@@ -41,7 +41,8 @@ def release_one(analyst: httpx.Client, i: int) -> str:
 
 def approve(reviewer: httpx.Client, request_id: str) -> Any:
     try:
-        return reviewer.post(f"/v1/releases/{request_id}/actions", json={"action": "approve"}).json()
+        why = f"Read {request_id}: the table answers its purpose; no SDC findings."  # a comment of substance
+        return reviewer.post(f"/v1/releases/{request_id}/actions", json={"action": "approve", "comment": why}).json()
     except httpx.HTTPError:
         return None  # the vault was killed mid-request
 

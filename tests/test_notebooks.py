@@ -139,9 +139,10 @@ def test_03_study_and_04_reviewer(workspace: Path, monkeypatch: pytest.MonkeyPat
     assert review.status == "succeeded"
     assert token not in json.dumps(review.parameters)  # the token is read from the environment, never recorded
     listed = _printed(review, workspace)
-    reports = list((workspace / "review_reports").glob(f"{request_id}_*_fairness_report.html"))
-    if status == "pending_review":  # offered to reviewers, with its fairness report
-        assert request_id in listed and len(reports) == 1 and "<html" in reports[0].read_text().lower()
+    reports = sorted((workspace / "review_reports").glob(f"{request_id}_*_fairness_report_*.html"))
+    if status == "pending_review":  # offered to reviewers, with its fairness reports in Dutch and English
+        assert request_id in listed and [p.name[-7:] for p in reports] == ["en.html", "nl.html"]
+        assert all("<html" in p.read_text().lower() for p in reports)
     else:  # blocked requests are never offered to reviewers
         assert request_id not in listed and reports == []
     assert not (NOTEBOOKS / "review_reports").exists()

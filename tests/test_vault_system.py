@@ -340,6 +340,23 @@ def _calls(seed: dict[str, Any], model: dict[str, Any], state: dict[str, str]) -
         # retrying the release of a request that is not approved is refused; the refusal must not leak either
         ("post", "/v1/releases/{request_id}/release"): ("admin", lambda c: c.post(req("/release")), (200, 400, 409)),
         ("get", "/v1/verify"): ("admin", lambda c: c.get("/v1/verify"), ok),
+        # the review page's fragments and the report of an audit item (this request's item is a table: 404)
+        ("get", "/review/fragments/requests"): ("reviewer", lambda c: c.get("/review/fragments/requests"), ok),
+        ("get", "/review/fragments/requests/{request_id}"): (
+            "reviewer",
+            lambda c: c.get(f"/review/fragments/requests/{state['request_id']}"),
+            ok,
+        ),
+        ("get", "/v1/releases/{request_id}/items/{item_id}/report"): (
+            "reviewer",
+            lambda c: c.get(req(f"/items/{seed['id']}/report")),
+            (404,),
+        ),
+        ("post", "/v1/releases/{request_id}/items/{item_id}/report-link"): (
+            "reviewer",
+            lambda c: c.post(req(f"/items/{seed['id']}/report-link")),
+            (404,),
+        ),
         ("get", "/v1/gate/flags"): ("reviewer", lambda c: c.get("/v1/gate/flags"), ok),
         ("post", "/v1/models/{model_id}/audit"): (
             "analyst",

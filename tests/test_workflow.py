@@ -29,6 +29,7 @@ ROLES = {
     "admin": Actor("root", "admin"),
 }
 A, R, RA, AD = "analyst-author", "reviewer", "reviewer-author", "admin"
+WHY = "Read the request: purpose, disclosure findings and privacy spend checked."  # a comment of substance
 AUTHORS = {A, RA}  # both are the author by name
 
 # Written out by hand from the issue (not derived from TRANSITIONS): (state, action) -> (roles, next state).
@@ -80,14 +81,14 @@ def test_full_transition_matrix(status: str, action: str, role: str) -> None:
     state = state_in(status)
     allowed, target = EXPECTED.get((status, action), (set(), ""))
     if role in allowed:
-        t = apply(state, action, ROLES[role], comment="a reason")  # type: ignore[arg-type]
+        t = apply(state, action, ROLES[role], comment=WHY)  # type: ignore[arg-type]
         assert t.state.status == target
         assert t.events, "every mutation must produce an audit event"
         assert all(e.payload["request_id"] == "req-1" and e.actor == ROLES[role].name for e in t.events)
         assert any(e.type == "request.state" for e in t.events) == (target != status)
     else:
         with pytest.raises(ReleaseError, match=r"cannot|only|can never"):
-            apply(state, action, ROLES[role], comment="a reason")  # type: ignore[arg-type]
+            apply(state, action, ROLES[role], comment=WHY)  # type: ignore[arg-type]
 
 
 def test_expected_table_covers_only_known_states_and_actions() -> None:
@@ -109,7 +110,7 @@ def test_closed_state_names_that_nothing_is_allowed() -> None:
 def review_until_decided(state: RequestState, reviewers: list[str]) -> list[str]:
     seen = []
     for name in reviewers:
-        state = apply(state, "approve", Actor(name, "reviewer")).state
+        state = apply(state, "approve", Actor(name, "reviewer"), comment=f"{name}: {WHY}").state
         seen.append(state.status)
     return seen
 
@@ -125,18 +126,18 @@ def test_models_need_two_approvals_tables_one() -> None:
 
 
 def test_reviewer_votes_once_per_round() -> None:
-    s = apply(state_in("submitted"), "approve", Actor("bob", "reviewer")).state
+    s = apply(state_in("submitted"), "approve", Actor("bob", "reviewer"), comment=WHY).state
     with pytest.raises(ReleaseError, match="bob already voted approve on request req-1 in round 1"):
         apply(s, "reject", Actor("bob", "reviewer"), comment="changed my mind")
 
 
 def test_votes_hidden_until_all_required_reviews_are_in() -> None:
     bob, erin = Actor("bob", "reviewer"), Actor("erin", "reviewer")
-    s = apply(state_in("submitted"), "return", bob, comment="explain the bands").state
+    s = apply(state_in("submitted"), "return", bob, comment="Please explain how the income bands were chosen.").state
     assert [v.reviewer for v in visible_votes(s, bob)] == ["bob"]
     assert visible_votes(s, erin) == ()
     assert visible_votes(s, AUTHOR) == ()
-    s = apply(s, "approve", erin).state
+    s = apply(s, "approve", erin, comment=WHY).state
     assert s.status == "reviewed"
     assert [v.decision for v in visible_votes(s, AUTHOR)] == ["return", "approve"]
 
@@ -144,8 +145,9 @@ def test_votes_hidden_until_all_required_reviews_are_in() -> None:
 def test_unanimous_rounds_decide_themselves() -> None:
     bob, erin = Actor("bob", "reviewer"), Actor("erin", "reviewer")
     for decision, final in [("reject", "rejected"), ("return", "returned")]:
-        s = apply(state_in("submitted"), decision, bob, comment="no").state  # type: ignore[arg-type]
-        assert apply(s, decision, erin, comment="no").state.status == final  # type: ignore[arg-type]
+        no = "The purpose does not need household-level detail."  # a second reviewer may give the same reason
+        s = apply(state_in("submitted"), decision, bob, comment=no).state  # type: ignore[arg-type]
+        assert apply(s, decision, erin, comment=no).state.status == final  # type: ignore[arg-type]
 
 
 def test_returned_request_needs_response_before_resubmission() -> None:
@@ -157,7 +159,7 @@ def test_returned_request_needs_response_before_resubmission() -> None:
     t = apply(t.state, "resubmit", AUTHOR)
     assert (t.state.status, t.state.round, t.state.current_votes) == ("submitted", 2, ())
     # the old round's votes are kept, the new round starts empty; bob may vote again
-    assert apply(t.state, "approve", Actor("bob", "reviewer")).state.status == "partially_reviewed"
+    assert apply(t.state, "approve", Actor("bob", "reviewer"), comment=WHY).state.status == "partially_reviewed"
 
 
 def test_blocked_request_can_never_be_submitted() -> None:
@@ -185,7 +187,7 @@ def test_happy_path_events_in_order() -> None:
         ("approve", Actor("bob", "reviewer")),
         ("release", Actor("bob", "reviewer")),
     ]:
-        t = apply(t.state, action, actor)  # type: ignore[arg-type]
+        t = apply(t.state, action, actor, comment=WHY if action == "approve" else "")  # type: ignore[arg-type]
         events += t.events
     assert t.state.public_status == "released"
     assert [(e.type, e.payload.get("to")) for e in events] == [

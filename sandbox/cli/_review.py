@@ -16,7 +16,7 @@ from .._private.kernel.review import ACTIONS, Reviewer, connect_reviewer
 @click.option("--workspace", default="workspace", show_default=True, type=click.Path(file_okay=False))
 @click.pass_context
 def review(ctx: click.Context, url: str | None, token: str | None, workspace: str) -> None:
-    """Review release requests: list, show, approve, reject, return, comment."""
+    """Review release requests: list, show, report, approve, reject, return, comment."""
     lazy = _LazyReviewer(url, token, workspace)
     ctx.obj = lazy
     ctx.call_on_close(lazy.close)
@@ -98,6 +98,22 @@ def show(vault: _LazyReviewer, request_id: str, as_json: bool) -> None:
     """Show a request: items, checks, fairness verdict, privacy spend, provenance, votes and comments."""
     r = vault.get().request(request_id)
     click.echo(json.dumps(r, indent=2) if as_json else "\n".join(_show(r)))
+
+
+@review.command("report")
+@click.argument("request_id")
+@click.option("--lang", type=click.Choice(["nl", "en", "both"]), default="both", show_default=True)
+@click.option("--out", "out", default="review_reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the reports.")  # fmt: skip
+@click.pass_obj
+def report(vault: _LazyReviewer, request_id: str, lang: str, out: str) -> None:
+    """Write the fairness reports of a request's audit items (Dutch and/or English HTML) to a folder."""
+    langs = ("nl", "en") if lang == "both" else (lang,)
+    paths = vault.get().save_reports(request_id, out, langs)
+    for path in paths:
+        click.echo(str(path))
+    if not paths:
+        click.echo(f"request {request_id} has no fairness audit item")
 
 
 def _decide(action: str, needs_comment: bool) -> click.Command:

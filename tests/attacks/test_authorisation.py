@@ -39,6 +39,10 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/releases/{request_id}/actions"): ANY,  # checked per action: see REVIEWER_ACTIONS
     ("POST", "/v1/releases/{request_id}/release"): frozenset({"reviewer", "admin"}),
     ("GET", "/v1/verify"): frozenset({"reviewer", "admin"}),
+    ("GET", "/v1/releases/{request_id}/items/{item_id}/report"): frozenset({"reviewer", "admin"}),
+    ("POST", "/v1/releases/{request_id}/items/{item_id}/report-link"): frozenset({"reviewer", "admin"}),
+    ("GET", "/review/fragments/requests"): frozenset({"reviewer", "admin"}),
+    ("GET", "/review/fragments/requests/{request_id}"): frozenset({"reviewer", "admin"}),
     ("GET", "/v1/gate/flags"): frozenset({"reviewer", "admin"}),
 }
 REVIEWER_ACTIONS = ("approve", "reject", "return")
@@ -47,6 +51,7 @@ PATH_VALUES = {
     "result_id": "r_doesnotexist",
     "model_id": "r_doesnotexist",
     "request_id": "req_0123456789abcdef",
+    "item_id": "r_doesnotexist",
 }
 BAD_CREDENTIALS = {
     "no token": None,

@@ -65,7 +65,7 @@ def test_smuggled_and_self_approved_releases_are_refused(
         created = alice.post("/v1/releases", json={**release, "items": [ref]})
         assert created.status_code == 200, created.text
         rid = created.json()["id"]
-        approve = {"action": "approve", "comment": "looks fine"}
+        approve = {"action": "approve", "comment": "Checked the table: purpose, SDC and spend are fine."}
         with client("alice-as-reviewer") as same_person:
             r = same_person.post(f"/v1/releases/{rid}/actions", json=approve)
             assert_clean_error(r, (400, 403, 409, 422), match="(?i)author|own", what="self-approval")

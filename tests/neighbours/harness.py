@@ -369,7 +369,8 @@ def _approved_release(s: _Session) -> None:
     out = s.release("large cells", ["count by arrears (large cells)"])
     if out is None:
         return
-    s.call("rita", "POST", f"/v1/releases/{out['id']}/actions", "approve", json={"action": "approve"})
+    approve = {"action": "approve", "comment": "Large cells only; the purpose is met and the spend is small."}
+    s.call("rita", "POST", f"/v1/releases/{out['id']}/actions", "approve", json=approve)
     s.call(s.analyst, "GET", f"/v1/releases/{out['id']}", "show the released request")
 
 

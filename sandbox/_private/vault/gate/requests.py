@@ -308,7 +308,9 @@ class ReleaseService:
         with self._tx() as tx:
             row = self._row(tx, request_id)
             state = _state_from_json(row[8])
-            t = apply(state, action, actor, comment=comment)  # refuses what the workflow does not allow, first
+            own = self._approvals_by(tx, actor.name, request_id) if action == "approve" else ()
+            # refuses what the workflow does not allow (and a decision without reasons), first
+            t = apply(state, action, actor, comment=comment, own_approvals=own)
             if action == "approve" and not approvable(json.loads(row[7]).get("reviewer_findings")):
                 raise ReleaseError(
                     f"request {request_id} fails the exact disclosure checks (see reviewer_findings) and cannot be "
@@ -319,6 +321,16 @@ class ReleaseService:
         if t.state.status == "approved":
             self.release(request_id, actor)
         return self.show(request_id, actor)
+
+    def _approvals_by(self, tx: Tx, reviewer: str, request_id: str) -> list[tuple[str, str]]:
+        """Return the reviewer's approval comments on other requests (the workflow's comment rule refuses a copy)."""
+        rows = tx.execute("SELECT id, state_json FROM gate_requests WHERE id <> ?", (request_id,))
+        return [
+            (str(rid), str(v["comment"]))
+            for rid, state_json in rows
+            for v in json.loads(state_json)["votes"]
+            if v["reviewer"] == reviewer and v["decision"] == "approve"
+        ]
 
     def release(self, request_id: str, actor: Actor) -> PublishedRelease:
         """Write an approved request to the outbox and mark it released (also an admin's retry)."""

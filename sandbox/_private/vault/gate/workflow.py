@@ -17,6 +17,12 @@ Then a unanimous round decides itself (all approve -> ``approved``, all reject -
 needs the author's response before it can be resubmitted, which starts a new round. A request the gate
 blocked (a failing item) can never be submitted.
 
+**The comment rule.** Approve, reject and return each need a comment of substance (:mod:`.comment_rule`): not
+empty, at least 20 letters or digits, at least 3 different words beyond stock approvals and filler ("ok", "lgtm",
+"prima", "akkoord", "looks good to me" are refused), and an approval must not repeat word for word a comment already
+on the request or the reviewer's own approval of another request. A plain comment or an author's response needs
+only to be non-empty. The rule is applied here, so every client of the vault meets it.
+
 Every function is pure: it takes an immutable :class:`RequestState` and returns a :class:`Transition` with
 the new state and the audit events the caller must append to the audit log.
 """
@@ -29,6 +35,8 @@ from typing import Any, Literal
 
 from sandbox._private.shared.errors import ReleaseError
 from sandbox._private.shared.policy import ReviewRules
+
+from .comment_rule import DECISIONS, check_decision_comment
 
 __all__ = [
     "State",
@@ -99,7 +107,7 @@ TRANSITIONS: dict[tuple[State, Action], tuple[frozenset[Owner], str | None]] = {
     ("approved", "withdraw"): (_A, "withdrawn"),
 }
 
-_NEEDS_TEXT: frozenset[str] = frozenset({"reject", "return", "comment", "respond"})
+_NEEDS_TEXT: frozenset[str] = frozenset({"comment", "respond"})  # decisions: see the comment rule
 _UNANIMOUS: dict[str, State] = {"approve": "approved", "reject": "rejected", "return": "returned"}
 _VOTING: frozenset[str] = frozenset({"submitted", "partially_reviewed"})
 
@@ -269,7 +277,9 @@ def _check_allowed(state: RequestState, action: Action, actor: Actor) -> str | N
     return target
 
 
-def _check_guards(state: RequestState, action: Action, actor: Actor, text: str) -> None:
+def _check_guards(
+    state: RequestState, action: Action, actor: Actor, text: str, own_approvals: Iterable[tuple[str, str]]
+) -> None:
     if action in _NEEDS_TEXT and not text.strip():
         raise ReleaseError(f"{action} needs a comment explaining it; pass comment='...'.")
     if action in ("submit", "resubmit") and state.blocked:
@@ -289,6 +299,9 @@ def _check_guards(state: RequestState, action: Action, actor: Actor, text: str) 
                 f"{actor.name} already voted {mine[0].decision} on request {state.request_id} in round "
                 f"{state.round}; a reviewer votes once per round."
             )
+    if action in DECISIONS:  # last: a refusal of the action itself says more than one of its comment
+        earlier = [(v.reviewer, v.comment) for v in state.votes] + [(c.author, c.text) for c in state.comments]
+        check_decision_comment(action, text, on_request=earlier, own_approvals=own_approvals)
 
 
 def _after_vote(state: RequestState) -> State:
@@ -303,7 +316,14 @@ def _event(state: RequestState, actor: Actor, kind: str, **payload: Any) -> Audi
     return AuditEvent(f"request.{kind}", actor.name, {"request_id": state.request_id, **payload})
 
 
-def apply(state: RequestState, action: Action, actor: Actor, *, comment: str = "") -> Transition:
+def apply(
+    state: RequestState,
+    action: Action,
+    actor: Actor,
+    *,
+    comment: str = "",
+    own_approvals: Iterable[tuple[str, str]] = (),
+) -> Transition:
     """Take ``action`` on ``state`` as ``actor``.
 
     Parameters
@@ -315,7 +335,10 @@ def apply(state: RequestState, action: Action, actor: Actor, *, comment: str = "
     actor : Actor
         Who acts.
     comment : str
-        Text of a comment, response, rejection or return (required for those), or an optional note on a vote.
+        Text of a comment or response (required), or of a vote: approve, reject and return need a comment of
+        substance (the comment rule in the module docstring).
+    own_approvals : iterable of (request id, comment)
+        The acting reviewer's approval comments on other requests (for the comment rule; the caller looks them up).
 
     Returns
     -------
@@ -331,7 +354,7 @@ def apply(state: RequestState, action: Action, actor: Actor, *, comment: str = "
     if action not in ACTIONS:
         raise ReleaseError(f"unknown action {action!r}; actions are {', '.join(ACTIONS)}.")
     target = _check_allowed(state, action, actor)
-    _check_guards(state, action, actor, comment)
+    _check_guards(state, action, actor, comment, own_approvals)
     events: list[AuditEvent] = []
     new = state
     if target == VOTE:

@@ -1,7 +1,7 @@
 """The vault's FastAPI application: one router per concern, JSON errors, a body-size limit.
 
-The release gate's routes and the reviewer page (:mod:`.routes_gate`) are mounted beside the vault's own; every
-router reaches the service through ``request.app.state.service``.
+The release gate's routes (:mod:`.routes_gate`) and the reviewer page with its reports (:mod:`.routes_review`) are
+mounted beside the vault's own; every router reaches the service through ``request.app.state.service``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .routes_datasets import router as datasets_router
 from .routes_dp import router as dp_router
 from .routes_gate import router as gate_router
 from .routes_ledger import router as ledger_router
+from .routes_review import router as review_router
 
 __all__ = ["create_app"]
 
@@ -53,7 +54,8 @@ def create_app(service: VaultService, extra_routers: Iterable[APIRouter] = ()) -
     def health(request: Request) -> dict[str, Any]:
         return {**request.app.state.service.health(), "pid": os.getpid()}
 
-    for router in (datasets_router, dp_router, ledger_router, audit_router, gate_router, *extra_routers):
+    routers = (datasets_router, dp_router, ledger_router, audit_router, gate_router, review_router)
+    for router in (*routers, *extra_routers):
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=service.policy.limits.max_request_bytes)
     return app

@@ -14,8 +14,9 @@
 - ``POST /v1/releases/{id}/release`` (reviewer or admin): retry the release of an approved request;
 - ``GET /v1/gate/flags`` (reviewer or admin): analysts whose requests were blocked, or failed the exact disclosure
   checks, repeatedly on one dataset and day;
-- ``GET /v1/verify`` (reviewer or admin): the chain and outbox check;
-- ``GET /review``: the reviewer page (token login; everything else goes through the endpoints above).
+- ``GET /v1/verify`` (reviewer or admin): the chain and outbox check.
+
+The reviewer page and the reports of audit items are in :mod:`.routes_review`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
-from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sandbox._private.shared.wire import Forbidden
@@ -33,7 +33,6 @@ from sandbox._private.vault.gate.workflow import Actor
 from sandbox._private.vault.tokens import TokenInfo
 
 from .auth import require
-from .review_page import REVIEW_JS, REVIEW_PAGE
 
 __all__ = ["router", "gate_of"]
 
@@ -47,12 +46,6 @@ AnalystCaller = Annotated[TokenInfo, Depends(_analyst)]
 CheckerCaller = Annotated[TokenInfo, Depends(_checker)]
 _REQUEST_ID = r"^req_[0-9a-f]{16}$"
 _REVIEWER_ACTIONS = ("approve", "reject", "return")
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 class ReleaseBody(BaseModel):
@@ -148,13 +141,3 @@ def gate_flags(request: Request, _: CheckerCaller) -> list[dict[str, Any]]:
 def verify(request: Request, _: CheckerCaller) -> dict[str, Any]:
     report = gate_of(request).verify()
     return {"ok": report.ok, "first_problem": report.first_problem, "lines": report.lines()}
-
-
-@router.get("/review", response_class=HTMLResponse, include_in_schema=False)
-def review_page() -> HTMLResponse:
-    return HTMLResponse(REVIEW_PAGE, headers=_SECURITY_HEADERS)
-
-
-@router.get("/review/app.js", include_in_schema=False)
-def review_script() -> Response:
-    return Response(REVIEW_JS, media_type="text/javascript", headers=_SECURITY_HEADERS)
