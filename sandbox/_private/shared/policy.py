@@ -25,6 +25,7 @@ __all__ = [
     "MetricThreshold",
     "ReviewRules",
     "LimitRules",
+    "WorkerRules",
     "load_policy",
     "default_policy_path",
 ]
@@ -144,6 +145,19 @@ class LimitRules(_Section):
     max_items_per_release: int = Field(50, ge=1)
 
 
+class WorkerRules(_Section):
+    """The vault's worker processes: how many, how much each job may use, and how many jobs one analyst may have."""
+
+    query_processes: int = Field(0, ge=0, le=64)
+    fit_processes: int = Field(4, ge=1, le=64)
+    queue_per_lane: int = Field(64, ge=0, le=10_000)
+    max_jobs_per_analyst: int = Field(4, ge=1, le=1000)
+    query_cpu_seconds: float = Field(60.0, ge=1, allow_inf_nan=False)
+    query_wall_seconds: float = Field(120.0, ge=1, allow_inf_nan=False)
+    fit_cpu_seconds: float = Field(3600.0, ge=1, allow_inf_nan=False)
+    fit_wall_seconds: float = Field(1800.0, ge=1, allow_inf_nan=False)
+
+
 class Policy(_Section):
     """A complete, validated policy. Build it with :func:`load_policy`."""
 
@@ -157,6 +171,7 @@ class Policy(_Section):
     forbidden_features: tuple[str, ...] = ("nationality",)
     review: ReviewRules = Field(default_factory=ReviewRules)
     limits: LimitRules = Field(default_factory=LimitRules)
+    workers: WorkerRules = Field(default_factory=WorkerRules)
     sha256: str = Field("", description="sha256 of the file the policy was loaded from (set by the loader)")
 
     @classmethod

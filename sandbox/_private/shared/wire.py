@@ -21,6 +21,7 @@ from .errors import (
     QueryError,
     SandboxError,
     SchemaError,
+    VaultBusyError,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AuthError, 401),
     (NotFoundError, 404),
     (BudgetExceededError, 409),
+    (VaultBusyError, 503),
     (QueryError, 422),
     (SchemaError, 422),
     (PolicyError, 422),
