@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._private.shared.errors import (
     AuthError,
     BudgetExceededError,
+    ComputeLimitError,
     FairnessInputError,
     IntegrityError,
     InternalError,
@@ -29,12 +30,15 @@ from ._private.shared.errors import (
     SchemaError,
     StudyError,
     StudyRunError,
+    VaultBusyError,
+    VaultIdentityError,
 )
 from ._private.shared.policy import Policy, load_policy
 from ._private.shared.schema import Column, TableSchema
 
 if TYPE_CHECKING:
     from ._private.kernel.conformance import check_frame
+    from ._private.kernel.jobs import Job
     from ._private.kernel.release import ReleaseRequest
     from ._private.kernel.results import AuditResult, DPResult, FittedModel
     from ._private.kernel.review import Reviewer, connect_reviewer
@@ -60,6 +64,7 @@ _LAZY: dict[str, str] = {
     "DPResult": "._private.kernel.results",
     "FittedModel": "._private.kernel.results",
     "check_frame": "._private.kernel.conformance",
+    "Job": "._private.kernel.jobs",
     "dummy_frame": "._private.shared.dummy",
     "ReleaseRequest": "._private.kernel.release",
     "Reviewer": "._private.kernel.review",
@@ -90,6 +95,7 @@ __all__ = [
     "Dataset",
     "FairnessAudit",
     "FittedModel",
+    "Job",
     "ModelSpec",
     "ReleaseRequest",
     "Reviewer",
@@ -122,6 +128,9 @@ __all__ = [
     "SchemaError",
     "StudyError",
     "StudyRunError",
+    "ComputeLimitError",
+    "VaultBusyError",
+    "VaultIdentityError",
 ]
 
 

@@ -39,6 +39,11 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/releases/{request_id}/actions"): ANY,  # checked per action: see REVIEWER_ACTIONS
     ("POST", "/v1/releases/{request_id}/release"): frozenset({"reviewer", "admin"}),
     ("GET", "/v1/verify"): frozenset({"reviewer", "admin"}),
+    ("GET", "/v1/jobs"): frozenset({"analyst", "admin"}),
+    ("GET", "/v1/jobs/{job_id}"): frozenset({"analyst", "admin"}),  # and only its owner: another's id is a 404
+    ("DELETE", "/v1/jobs/{job_id}"): frozenset({"analyst", "admin"}),
+    ("POST", "/v1/review/login"): frozenset({"reviewer"}),
+    ("POST", "/v1/review/session"): frozenset({"reviewer"}),  # a reviewer token or a one-time login code
 }
 REVIEWER_ACTIONS = ("approve", "reject", "return")
 PATH_VALUES = {
@@ -46,6 +51,7 @@ PATH_VALUES = {
     "result_id": "r_doesnotexist",
     "model_id": "r_doesnotexist",
     "request_id": "req_0123456789abcdef",
+    "job_id": "job_0123456789abcdef01234567",
 }
 BAD_CREDENTIALS = {
     "no token": None,

@@ -114,6 +114,12 @@ class Transport:
         """Close the connection pool (the vault keeps running)."""
         self._http.close()
 
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _send(self, method: str, path: str, *, timeout: Any = _DEFAULT, **kw: Any) -> Any:
         deadline = time.monotonic() + self.busy_wait
         extra = {} if timeout is _DEFAULT else {"timeout": timeout}

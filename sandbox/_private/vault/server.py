@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .tokens import ensure_client_token
 __all__ = ["open_service", "serve", "ledger_target", "remember"]
 
 log = logging.getLogger("sandbox.vault")
+_LEDGER_THREADS = 64
 _KEEP_ALIVE_S = 30  # longer than the client's keep-alive (20 s): the client always closes an idle connection first
 
 
@@ -154,6 +156,8 @@ def serve(
         write_private(service.layout.discovery, json.dumps(info) + "\n")
 
     async def main() -> None:
+        # Ledger transactions run in threads (short ones); enough of them that a burst of clients never queues here.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(_LEDGER_THREADS, "sandbox-ledger"))
         await compute.pool.start(wait=False)  # jobs queue until the workers are up
         task = asyncio.create_task(advertise())
         try:

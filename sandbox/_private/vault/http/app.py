@@ -69,10 +69,12 @@ def create_app(
     def health(request: Request) -> dict[str, Any]:
         if not request.headers.get("authorization"):
             return {"status": "up"}
-        authenticate(request)  # a token that is sent must be valid (401 otherwise)
+        caller = authenticate(request)  # a token that is sent must be valid (401 otherwise)
         out = {**service.health(), "pid": os.getpid()}
         if compute is not None:
             out["workers"] = compute.pool.stats()
+            if caller.role == "admin":
+                out["worker_pids"] = compute.pool.worker_pids()
         return out
 
     routers = (datasets_router, dp_router, jobs_router, ledger_router, audit_router, gate_router, login_router)

@@ -8,10 +8,13 @@ Two lanes, each with its own processes and queue, so a short query never waits b
 
 Admission (:meth:`WorkerPool.admit`) happens before anything is charged: when every process of the lane is busy and
 its queue (``queue_per_lane``) is full the caller gets :class:`VaultBusyError` with ``retry_after`` (HTTP 503), and
-an analyst with ``max_jobs_per_analyst`` jobs already admitted gets the same error with ``status=429``. A job then
-runs under its lane's CPU limit (``RLIMIT_CPU`` in the worker) and wall-clock limit (a timer here). A job that is
-cancelled (its client went away), or runs over a limit, is stopped by killing its worker (SIGKILL: a fit in C code
-cannot be interrupted any other way); a fresh worker takes its place from the fork server at once.
+an analyst with ``max_waiting_per_analyst`` jobs waiting already gets the same error with ``status=429``. One
+analyst runs at most ``max_running_per_analyst`` jobs at once in a lane; their further jobs wait while other
+analysts' jobs go first, so no analyst can take every process of a lane.
+
+A job runs under its lane's CPU limit (``RLIMIT_CPU`` in the worker) and wall-clock limit (a timer here). A job
+that is cancelled (its client went away), or runs over a limit, is stopped by killing its worker (SIGKILL: a fit in
+C code cannot be interrupted any other way); a fresh worker takes its place from the fork server at once.
 
 The pool lives in the vault's event loop: it reads its workers' pipes and exit sentinels with ``add_reader``, so
 waiting costs no thread.
@@ -81,6 +84,7 @@ class Slot:
     lane: str
     analyst: str
     released: bool = False
+    running: bool = False
 
     def release(self) -> None:
         if not self.released:
@@ -122,6 +126,7 @@ class _Lane:
     idle: collections.deque[_Worker] = field(default_factory=collections.deque)
     queue: collections.deque[_Pending] = field(default_factory=collections.deque)
     admitted: int = 0
+    running_by: collections.Counter[str] = field(default_factory=collections.Counter)
     mean_seconds: float = 1.0  # running mean of job durations, for Retry-After
 
     @property
@@ -149,7 +154,8 @@ class WorkerPool:
         cores = os.cpu_count() or 1
         self.policy = policy
         self.cache_root = cache_root
-        self.max_per_analyst = rules.max_jobs_per_analyst
+        self.max_running = rules.max_running_per_analyst
+        self.max_waiting = rules.max_waiting_per_analyst
         self._lanes = {
             "query": _Lane(
                 "query",
@@ -168,7 +174,7 @@ class WorkerPool:
                 _FIT_NICE,
             ),
         }
-        self._active: collections.Counter[str] = collections.Counter()
+        self._waiting: collections.Counter[str] = collections.Counter()  # admitted, not yet running, any lane
         self._verified: set[tuple[str, int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctx = multiprocessing.get_context("forkserver")
@@ -239,10 +245,11 @@ class WorkerPool:
         lane = self._lanes[lane_name]
         if self._closed:
             raise _busy("The vault is shutting down; ask again when it is back.", 503, 5)
-        if self._active[analyst] >= self.max_per_analyst:
+        if self._waiting[analyst] >= self.max_waiting:
             raise _busy(
-                f"You have {self._active[analyst]} jobs running or waiting, the policy's "
-                f"workers.max_jobs_per_analyst; wait for one to finish (or cancel one) and ask again.",
+                f"You have {self._waiting[analyst]} jobs waiting for a worker, the policy's "
+                "workers.max_waiting_per_analyst; nothing was charged. Wait for one to start (or cancel one) and ask "
+                "again.",
                 429,
                 lane.retry_after(),
             )
@@ -254,14 +261,42 @@ class WorkerPool:
                 lane.retry_after(),
             )
         lane.admitted += 1
-        self._active[analyst] += 1
+        self._waiting[analyst] += 1
         return Slot(self, lane_name, analyst)
 
     def _release(self, slot: Slot) -> None:
-        self._lanes[slot.lane].admitted -= 1
-        self._active[slot.analyst] -= 1
-        if self._active[slot.analyst] <= 0:
-            del self._active[slot.analyst]
+        lane = self._lanes[slot.lane]
+        lane.admitted -= 1
+        counter = lane.running_by if slot.running else self._waiting
+        counter[slot.analyst] -= 1
+        if counter[slot.analyst] <= 0:
+            del counter[slot.analyst]
+        if slot.running:
+            self._dispatch(lane)  # a job of this analyst that waited for its turn may start now
+
+    def _started(self, slot: Slot) -> None:
+        lane = self._lanes[slot.lane]
+        self._waiting[slot.analyst] -= 1
+        if self._waiting[slot.analyst] <= 0:
+            del self._waiting[slot.analyst]
+        lane.running_by[slot.analyst] += 1
+        slot.running = True
+
+    def _unstart(self, slot: Slot) -> None:
+        lane = self._lanes[slot.lane]
+        lane.running_by[slot.analyst] -= 1
+        if lane.running_by[slot.analyst] <= 0:
+            del lane.running_by[slot.analyst]
+        self._waiting[slot.analyst] += 1
+        slot.running = False
+
+    def _next(self, lane: _Lane) -> _Pending | None:
+        """Take the first waiting job whose analyst runs fewer than ``max_running_per_analyst`` jobs in the lane."""
+        for pending in lane.queue:
+            if lane.running_by[pending.slot.analyst] < self.max_running:
+                lane.queue.remove(pending)
+                return pending
+        return None
 
     def limits(self, lane_name: str) -> tuple[float, float]:
         """``(cpu_seconds, wall_seconds)`` of a job in the lane."""
@@ -328,16 +363,23 @@ class WorkerPool:
 
     def _dispatch(self, lane: _Lane) -> None:
         while lane.idle and lane.queue:
-            worker = lane.idle.popleft()
+            worker = lane.idle[0]
             if worker.stopping or not worker.process.is_alive():
+                lane.idle.popleft()
                 continue
-            pending = lane.queue.popleft()
+            pending = self._next(lane)
+            if pending is None:
+                return  # every waiting job belongs to an analyst at their limit
+            lane.idle.popleft()
+            if not pending.slot.running:
+                self._started(pending.slot)
             worker.pending, pending.worker = pending, worker
             pending.started = time.monotonic()
             try:
                 worker.conn.send((pending.job_id, pending.task))
             except (OSError, ValueError):  # the worker's pipe broke: another worker takes the job
                 worker.pending, pending.worker = None, None
+                self._unstart(pending.slot)
                 lane.queue.appendleft(pending)
                 self._stop(worker)
                 continue
