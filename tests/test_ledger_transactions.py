@@ -1,12 +1,14 @@
-"""The ledger's charging transaction on SQLite and on a real PostgreSQL server (same code path).
+"""The ledger's charging transactions on SQLite and on a real PostgreSQL server (same code path).
 
-Reference: the budget arithmetic is checked against the sum of stored charges; the race against the bound
-"sum of charges <= budget" with exactly floor(remaining / ε) winners.
+Reference: the running totals are checked against the sum of every stored and kept charge; the races against the
+bound "sum of charges <= budget" with exactly floor(remaining / ε) winners.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +16,15 @@ from typing import Any
 
 import pytest
 
-from sandbox._private.shared.errors import BudgetExceededError, NotFoundError
-from sandbox._private.vault.ledger.ledger import ComputedAnswer, DatasetRecord, Ledger
+from sandbox._private.shared.errors import AnswerPendingError, BudgetExceededError, IntegrityError, NotFoundError
+from sandbox._private.vault.ledger import db as ledger_db
+from sandbox._private.vault.ledger.ledger import (
+    ChargeOutcome,
+    ComputedAnswer,
+    DatasetRecord,
+    Ledger,
+    Reservation,
+)
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -28,8 +37,13 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(pg.fresh_database("t_" + request.node.name.split("[")[0][-40:].lower()))
 
 
-def _dataset(ledger: Ledger, name: str = "households", eps: float = 1.0, delta: float = 1e-6) -> DatasetRecord:
-    rec = DatasetRecord(name, ledger.next_version(name), "f" * 64, "s" * 64, "{}", "/nowhere", eps, delta, "now")
+def _dataset(
+    ledger: Ledger, name: str = "households", eps: float = 1.0, delta: float = 1e-6, population: str = ""
+) -> DatasetRecord:
+    schema = '{"privacy_unit": "household"}'
+    rec = DatasetRecord(
+        name, ledger.next_version(name), "f" * 64, "s" * 64, schema, "/nowhere", eps, delta, "now", population
+    )
     return ledger.add_dataset(rec)
 
 
@@ -37,19 +51,32 @@ def _answer(value: float = 1.0) -> Callable[[], ComputedAnswer]:
     return lambda: ComputedAnswer({"values": [value]}, {"true_count": [42]}, "laplace")
 
 
+def _args(key: str, eps: float, analyst: str = "ann") -> dict[str, Any]:
+    return {
+        "kind": "aggregate",
+        "query_key": key,
+        "query": {"key": key},
+        "epsilon": eps,
+        "delta": 0.0,
+        "analyst": analyst,
+        "run_id": "run-1",
+    }
+
+
 def _charge(ledger: Ledger, ds: DatasetRecord, key: str, eps: float, analyst: str = "ann", **kw: Any) -> Any:
     kw.setdefault("compute", _answer())
-    return ledger.charge(
-        ds,
-        kind="aggregate",
-        query_key=key,
-        query={"key": key},
-        epsilon=eps,
-        delta=0.0,
-        analyst=analyst,
-        run_id="run-1",
-        **kw,
-    )
+    return ledger.charge(ds, **_args(key, eps, analyst), **kw)
+
+
+def _consistent(ledger: Ledger, population: str) -> float:
+    """The running total equals the sum over every stored and kept charge of the population; return it."""
+    pop = ledger.population(population)
+    tables = set(pop.tables)
+    history = sum(c.epsilon for c in ledger.charges() if c.dataset in tables)
+    history += sum(k.epsilon for k in ledger.kept_charges() if k.population == population)
+    assert pop.epsilon_spent == pytest.approx(history, abs=1e-12)
+    assert pop.answers == sum(1 for c in ledger.charges() if c.dataset in tables)
+    return pop.epsilon_spent
 
 
 def test_charge_stores_answer_with_hash_and_reuse_is_free(target: str) -> None:
@@ -69,20 +96,25 @@ def test_charge_stores_answer_with_hash_and_reuse_is_free(target: str) -> None:
     assert again.record == first.record
     status = ledger.budget(ds)
     assert status.epsilon_spent == pytest.approx(0.25) and status.answers == 1
+    assert status.population == "households" and status.tables == ("households",)
 
 
-def test_budget_exceeded_names_numbers_and_leaves_ledger_unchanged(target: str) -> None:
+def test_budget_exceeded_names_numbers_and_real_options(target: str) -> None:
     ledger = Ledger(target)
     ds = _dataset(ledger, eps=1.0)
     _charge(ledger, ds, "q1", 0.5)
     before = ledger.charges()
-    with pytest.raises(BudgetExceededError, match=r"requested ε=0\.6, remaining ε=0\.5, short by 0\.1"):
+    with pytest.raises(BudgetExceededError, match=r"requested ε=0\.6, remaining ε=0\.5, short by 0\.1") as err:
         _charge(ledger, ds, "q2", 0.6)
-    assert ledger.charges() == before
+    message = str(err.value)
+    assert "population 'households' (tables households)" in message
+    assert "Reuse a stored answer" in message and "smaller epsilon" in message and "privacy officer" in message
+    assert "regist" not in message and "reviewer" not in message  # the old advice: re-register, ask a reviewer
+    assert ledger.charges() == before and ledger.kept_charges() == []
     assert ledger.budget(ds).epsilon_remaining == pytest.approx(0.5)
 
 
-def test_failed_computation_charges_nothing(target: str) -> None:
+def test_failed_computation_keeps_its_charge(target: str) -> None:
     ledger = Ledger(target)
     ds = _dataset(ledger)
 
@@ -91,34 +123,180 @@ def test_failed_computation_charges_nothing(target: str) -> None:
 
     with pytest.raises(RuntimeError, match="engine failed"):
         _charge(ledger, ds, "q1", 0.5, compute=boom)
-    assert ledger.charges() == [] and ledger.budget(ds).epsilon_spent == 0.0
+    assert ledger.charges() == []
+    [kept] = ledger.kept_charges()
+    assert kept.state == "failed" and kept.reason == "RuntimeError: engine failed" and kept.epsilon == 0.5
+    assert ledger.budget(ds).epsilon_spent == pytest.approx(0.5)
+    # asking again is a new computation with new noise: charged again, never free
+    again = _charge(ledger, ds, "q1", 0.25)
+    assert not again.reused and _consistent(ledger, "households") == pytest.approx(0.75)
 
 
-def test_per_analyst_limit(target: str) -> None:
+def test_cancelled_computation_keeps_its_charge(target: str) -> None:
     ledger = Ledger(target)
-    ds = _dataset(ledger, eps=1.0)
-    _charge(ledger, ds, "q1", 0.3, analyst="ann", analyst_limit=0.4)
-    with pytest.raises(BudgetExceededError, match=r"analyst budget .* requested ε=0\.2, remaining ε=0\.1"):
-        _charge(ledger, ds, "q2", 0.2, analyst="ann", analyst_limit=0.4)
-    assert _charge(ledger, ds, "q3", 0.2, analyst="bob", analyst_limit=0.4).charged_epsilon == 0.2
+    ds = _dataset(ledger)
+
+    def cancelled() -> ComputedAnswer:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _charge(ledger, ds, "q1", 0.3, compute=cancelled)
+    assert [k.state for k in ledger.kept_charges()] == ["failed"]
+    assert ledger.budget(ds).epsilon_spent == pytest.approx(0.3)
+
+
+def test_reserve_finalise_fail_api(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger)
+    res = ledger.reserve(ds, **_args("q1", 0.2))
+    assert isinstance(res, Reservation) and res.epsilon_remaining == pytest.approx(0.8)
+    assert ledger.budget(ds).epsilon_spent == pytest.approx(0.2)  # pending already counts as spent
+    assert [k.state for k in ledger.kept_charges()] == ["pending"]
+    # a plain value: the event loop can hand it to a worker process and back
+    res = pickle.loads(pickle.dumps(res))
+    out = ledger.finalise(res, _answer(3.0)())
+    assert isinstance(out, ChargeOutcome) and not out.reused and out.record.id == res.id
+    assert ledger.kept_charges() == [] and ledger.result(res.id).public_json == '{"values":[3.0]}'
+    assert ledger.fail(res, "late") is None and ledger.kept_charges() == []  # fail after finalise: nothing
+    stored = ledger.reserve(ds, **_args("q1", 0.2))
+    assert isinstance(stored, ChargeOutcome) and stored.reused and stored.record.id == res.id
+
+    other = ledger.reserve(ds, **_args("q2", 0.1))
+    assert isinstance(other, Reservation)
+    ledger.fail(other, "cancelled: client went away")
+    ledger.fail(other, "again")  # idempotent
+    with pytest.raises(IntegrityError, match=r"is failed, so its answer is not stored and is not returned"):
+        ledger.finalise(other, _answer()())
+    assert [r.id for r in ledger.charges()] == [res.id]
+    assert _consistent(ledger, "households") == pytest.approx(0.3)
+
+
+def _compute_in_child(conn: Any) -> None:
+    conn.send(ComputedAnswer({"values": [7.0]}, {"true_count": [1]}, "geometric"))
+    conn.close()
+
+
+def test_compute_in_another_process_finalise_in_another_thread(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger)
+    res = ledger.reserve(ds, **_args("q", 0.1))
+    assert isinstance(res, Reservation)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_compute_in_child, args=(child,))
+    proc.start()
+    answer = parent.recv()
+    proc.join(60)
+    box: list[ChargeOutcome] = []
+    t = threading.Thread(target=lambda: box.append(ledger.finalise(res, answer)))
+    t.start()
+    t.join(60)
+    assert box and box[0].record.public_json == '{"values":[7.0]}'
+
+
+def test_identical_concurrent_query_is_never_charged_twice(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger)
+    first = ledger.reserve(ds, **_args("same", 0.4))
+    assert isinstance(first, Reservation)
+    with pytest.raises(AnswerPendingError, match="being answered right now") as err:
+        ledger.reserve(ds, **_args("same", 0.4, analyst="bob"))
+    assert err.value.retry_after > 0
+    assert ledger.budget(ds).epsilon_spent == pytest.approx(0.4)
+
+    box: list[ChargeOutcome] = []
+    waiter = threading.Thread(target=lambda: box.append(_charge(ledger, ds, "same", 0.4, analyst="bob")))
+    waiter.start()
+    time.sleep(0.3)
+    assert not box  # still waiting for the first computation
+    done = ledger.finalise(first, _answer(5.0)())
+    waiter.join(30)
+    assert box[0].reused and box[0].charged_epsilon == 0.0 and box[0].record == done.record
+    assert _consistent(ledger, "households") == pytest.approx(0.4)
+
+
+def test_waiting_twin_gets_its_own_charge_when_the_first_fails(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger)
+    first = ledger.reserve(ds, **_args("same", 0.3))
+    assert isinstance(first, Reservation)
+    box: list[ChargeOutcome] = []
+    waiter = threading.Thread(target=lambda: box.append(_charge(ledger, ds, "same", 0.3, analyst="bob")))
+    waiter.start()
+    time.sleep(0.2)
+    ledger.fail(first, "worker crashed")
+    waiter.join(30)
+    assert not box[0].reused and box[0].charged_epsilon == 0.3  # a new computation, charged once
+    assert _consistent(ledger, "households") == pytest.approx(0.6)
+
+
+def test_pending_charge_of_a_dead_process_is_kept_as_failed(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger)
+    res = ledger.reserve(ds, **_args("q", 0.2))
+    assert isinstance(res, Reservation)
+    with ledger.db.transaction() as tx:  # as if another process had reserved it and died
+        tx.execute("UPDATE reservations SET owner = ? WHERE id = ?", ("elsewhere-no:1:1", res.id))
+    assert ledger.recover() == []  # another host: unknown, left pending
+    with ledger.db.transaction() as tx:
+        import socket
+
+        tx.execute("UPDATE reservations SET owner = ? WHERE id = ?", (f"{socket.gethostname()}:999999999:1", res.id))
+    actions = ledger.recover()
+    assert actions == [f"kept the charge of {res.id} as failed: its process ended before it was answered"]
+    [kept] = ledger.kept_charges()
+    assert kept.state == "failed" and kept.reason is not None and kept.reason.startswith("abandoned")
+    assert _consistent(ledger, "households") == pytest.approx(0.2)
+    # the same question can now be asked (and is charged) again
+    assert not _charge(ledger, ds, "q", 0.2).reused
+
+
+def test_no_sum_over_history_on_a_charge(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger, eps=100.0)
+    for i in range(30):
+        _charge(ledger, ds, f"warm-{i}", 0.01)
+    seen: list[str] = []
+    send, read = ledger_db.Tx.send, ledger_db.LedgerDB.read
+    monkeypatch.setattr(ledger_db.Tx, "send", lambda self, sql, params=(): seen.append(sql) or send(self, sql, params))
+    monkeypatch.setattr(
+        ledger_db.LedgerDB, "read", lambda self, sql, params=(): seen.append(sql) or read(self, sql, params)
+    )
+    _charge(ledger, ds, "new", 0.01, analyst_limit=50.0)
+    assert len(seen) >= 6 and not [s for s in seen if "SUM(" in s.upper() or "COUNT(" in s.upper()]
+
+
+def test_connections_are_pooled(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger, eps=100.0)
+    opened: list[int] = []
+    original = ledger_db.LedgerDB._connect
+    monkeypatch.setattr(ledger_db.LedgerDB, "_connect", lambda self: opened.append(1) or original(self))
+    for i in range(40):
+        _charge(ledger, ds, f"q{i}", 0.01)
+    assert len(opened) <= 1  # one new connection at most (a read nested in a write borrows a second)
+
+
+def test_per_analyst_limit_counts_per_population(target: str) -> None:
+    ledger = Ledger(target)
+    hh = _dataset(ledger, eps=1.0, population="pop")
+    persons = _dataset(ledger, "persons", population="pop")
+    _charge(ledger, hh, "q1", 0.3, analyst="ann", analyst_limit=0.4)
+    with pytest.raises(
+        BudgetExceededError, match=r"analyst budget on population 'pop' .* requested ε=0\.2, remaining ε=0\.1"
+    ):
+        _charge(ledger, persons, "q2", 0.2, analyst="ann", analyst_limit=0.4)
+    assert _charge(ledger, persons, "q3", 0.2, analyst="bob", analyst_limit=0.4).charged_epsilon == 0.2
+    status = ledger.budget(persons, analyst="ann", analyst_limit=0.4)
+    assert status.analyst_epsilon_spent == pytest.approx(0.3)
 
 
 def test_delta_budget(target: str) -> None:
     ledger = Ledger(target)
     ds = _dataset(ledger, delta=1e-6)
     with pytest.raises(BudgetExceededError, match=r"requested δ=2e-06, remaining δ=1e-06"):
-        ledger.charge(
-            ds,
-            kind="aggregate",
-            query_key="g",
-            query={},
-            epsilon=0.1,
-            delta=2e-6,
-            analyst="a",
-            run_id=None,
-            compute=_answer(),
-        )
-    assert ledger.charges() == []
+        ledger.charge(ds, **{**_args("g", 0.1), "delta": 2e-6}, compute=_answer())
+    assert ledger.charges() == [] and ledger.kept_charges() == []
 
 
 def test_unknown_dataset_lists_known(target: str) -> None:
@@ -128,23 +306,55 @@ def test_unknown_dataset_lists_known(target: str) -> None:
         ledger.dataset("persns")
 
 
-def test_versions_have_their_own_budget(target: str) -> None:
+def test_tables_of_one_population_share_one_budget(target: str) -> None:
+    ledger = Ledger(target)
+    tables = [_dataset(ledger, name, eps=1.0, population="pop") for name in ("households", "persons", "signals")]
+    assert {t.population for t in tables} == {"pop"}
+    for i, t in enumerate(tables):
+        _charge(ledger, t, f"q{i}", 0.3)
+        for other in tables:  # a charge on any table lowers the one budget
+            assert ledger.budget(other).epsilon_spent == pytest.approx(0.3 * (i + 1))
+    with pytest.raises(BudgetExceededError, match=r"population 'pop' \(tables households, persons, signals\)"):
+        _charge(ledger, tables[0], "q9", 0.2)
+    assert ledger.budget(tables[2]).tables == ("households", "persons", "signals")
+
+
+def test_every_version_shares_its_budget(target: str) -> None:
     ledger = Ledger(target)
     v1 = _dataset(ledger, eps=1.0)
     _charge(ledger, v1, "q", 1.0)
-    v2 = _dataset(ledger, eps=1.0)
-    assert (v1.version, v2.version) == (1, 2)
+    v2 = _dataset(ledger, eps=1.0)  # re-registration: a new version, the same population
+    assert (v1.version, v2.version) == (1, 2) and v2.population == v1.population
     assert ledger.dataset("households").version == 2
-    assert _charge(ledger, v2, "q", 1.0).charged_epsilon == 1.0  # same key, new version: a new answer
+    assert ledger.budget(v2).epsilon_remaining == 0.0  # nothing restored
+    with pytest.raises(BudgetExceededError):
+        _charge(ledger, v2, "q", 0.1)  # same key on a new version is a new answer, and there is no ε left
+    v3 = _dataset(ledger, eps=50.0)  # a bigger budget in the policy does not restore anything either
+    assert v3.epsilon_budget == 1.0 and ledger.budget(v3).epsilon_remaining == 0.0
 
 
-def _racer(target: str, i: int, barrier: Any, out: Any) -> None:
+def test_population_rules_refuse_clearly(target: str) -> None:
+    from sandbox._private.shared.errors import SchemaError
+
     ledger = Ledger(target)
-    ds = ledger.dataset("households")
+    _dataset(ledger, "households", population="pop")
+    with pytest.raises(SchemaError, match=r"belongs to population 'pop': every version of a dataset shares"):
+        _dataset(ledger, "households", population="other")
+    person_unit = DatasetRecord(
+        "people", 1, "f" * 64, "s" * 64, '{"privacy_unit": "person"}', "/x", 1.0, 0.0, "now", "pop"
+    )
+    with pytest.raises(SchemaError, match=r"privacy unit 'person', but population 'pop' is protected per 'household'"):
+        ledger.add_dataset(person_unit)
+    assert [p.name for p in ledger.populations()] == ["pop"]
+
+
+def _racer(target: str, i: int, table: str, barrier: Any, out: Any) -> None:
+    ledger = Ledger(target)
+    ds = ledger.dataset(table)
     barrier.wait()
 
     def slow() -> ComputedAnswer:
-        time.sleep(0.02)  # widen the window in which an unserialised ledger would overspend
+        time.sleep(0.02)  # a computation outside the transaction: others reserve meanwhile
         return _answer(float(i))()
 
     try:
@@ -156,13 +366,10 @@ def _racer(target: str, i: int, barrier: Any, out: Any) -> None:
         out.put(("error", repr(exc)))
 
 
-def test_sixteen_processes_race_for_the_last_of_a_budget(target: str) -> None:
-    ledger = Ledger(target)
-    ds = _dataset(ledger, eps=1.0)
-    _charge(ledger, ds, "warm-up", 0.5)
+def _race(target: str, tables: list[str]) -> list[str]:
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(16), ctx.Queue()
-    procs = [ctx.Process(target=_racer, args=(target, i, barrier, out)) for i in range(16)]
+    procs = [ctx.Process(target=_racer, args=(target, i, tables[i % len(tables)], barrier, out)) for i in range(16)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -170,23 +377,42 @@ def test_sixteen_processes_race_for_the_last_of_a_budget(target: str) -> None:
         p.join(timeout=60)
     outcomes = [r[0] for r in results]
     assert "error" not in outcomes, results
+    return outcomes
+
+
+def test_sixteen_processes_race_for_the_last_of_a_budget(target: str) -> None:
+    ledger = Ledger(target)
+    ds = _dataset(ledger, eps=1.0)
+    _charge(ledger, ds, "warm-up", 0.5)
+    outcomes = _race(target, ["households"])
     status = ledger.budget(ds)
     assert outcomes.count("ok") == 5  # the last 0.5 buys exactly five queries of 0.1
     assert status.epsilon_spent <= 1.0 + 1e-9
-    assert status.epsilon_spent == pytest.approx(sum(c.epsilon for c in ledger.charges()))
+    assert _consistent(ledger, "households") == pytest.approx(1.0)
     assert status.answers == 1 + outcomes.count("ok")
+
+
+def test_sixteen_processes_over_three_tables_never_overspend_the_population(target: str) -> None:
+    ledger = Ledger(target)
+    tables = ["households", "persons", "signals"]
+    first = [_dataset(ledger, name, eps=1.0, population="pop") for name in tables][0]  # noqa: RUF015
+    _charge(ledger, first, "warm-up", 0.3)
+    outcomes = _race(target, tables)
+    assert outcomes.count("ok") == 7  # 0.7 left buys seven queries of 0.1, whichever tables they ask
+    assert _consistent(ledger, "pop") <= 1.0 + 1e-9
+    per_table = {t: len(ledger.charges(t)) for t in tables}
+    assert sum(per_table.values()) == 1 + 7
 
 
 def test_sqlite_lock_timeout_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
     from sandbox._private.shared.errors import SandboxError
-    from sandbox._private.vault.ledger import db as ledger_db
 
+    monkeypatch.setattr(ledger_db, "_BUSY_TIMEOUT_S", 0.2)
     ledger = Ledger(tmp_path / "ledger.sqlite")
     ds = _dataset(ledger)
-    monkeypatch.setattr(ledger_db, "_BUSY_TIMEOUT_S", 0.2)
-    holder = sqlite3.connect(tmp_path / "ledger.sqlite", isolation_level=None)
+    holder = sqlite3.connect(tmp_path / "ledger.sqlite", isolation_level=None)  # a writer without the lock file
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(SandboxError, match=r"stayed locked for 0 s .*another query or process holds it\. Retry"):
@@ -194,4 +420,4 @@ def test_sqlite_lock_timeout_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert ledger.charges() == []
+    assert ledger.charges() == [] and ledger.kept_charges() == []

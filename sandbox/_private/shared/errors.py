@@ -16,6 +16,7 @@ __all__ = [
     "ScenarioError",
     "QueryError",
     "BudgetExceededError",
+    "AnswerPendingError",
     "NotFoundError",
     "AuthError",
     "FairnessInputError",
@@ -53,6 +54,17 @@ class QueryError(SandboxError, ValueError):
 
 class BudgetExceededError(SandboxError, ValueError):
     """A query would spend more privacy budget than remains."""
+
+
+class AnswerPendingError(SandboxError):
+    """The same query is being answered right now; its stored answer is free once it is ready: retry.
+
+    ``retry_after`` is the number of seconds after which a retry is worth making.
+    """
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFoundError(SandboxError, LookupError):

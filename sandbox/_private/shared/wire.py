@@ -14,6 +14,7 @@ from typing import Any
 
 from . import errors as _errors
 from .errors import (
+    AnswerPendingError,
     AuthError,
     BudgetExceededError,
     NotFoundError,
@@ -58,6 +59,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (QueryError, 422),
     (SchemaError, 422),
     (PolicyError, 422),
+    (AnswerPendingError, 503),  # retryable: the same query is being answered; its stored answer will be free
 )
 
 

@@ -232,6 +232,7 @@ def _dataset_summary(d: DatasetRecord) -> dict[str, Any]:
         "label_en": schema.get("label_en", ""),
         "label_nl": schema.get("label_nl", ""),
         "privacy_unit": schema.get("privacy_unit", ""),
+        "population": d.population,
         "schema_sha256": d.schema_sha256,
         "files_sha256": d.files_sha256,
         "epsilon_budget": d.epsilon_budget,

@@ -1,61 +1,84 @@
-"""The privacy ledger: registered datasets, their budgets, and every DP answer with its charge.
+"""The privacy ledger: populations and their one budget, registered tables, and every DP answer with its charge.
 
-All writes go through this module; the one that matters is :meth:`Ledger.charge`, a single transaction that
+A charge takes two short transactions and no lock is held while computing (DESIGN invariant 2):
 
-1. locks the dataset row (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR UPDATE``),
-2. returns the stored answer at zero cost when the same canonical query was answered on the same dataset
-   version before (DESIGN invariant 3: no averaging attacks),
-3. otherwise checks the remaining budget of the dataset and, if the policy sets one, of the analyst,
-4. computes the DP answer while holding the lock, inserts the row (charge and answer together) and commits,
+1. :meth:`Ledger.reserve` returns the stored answer at zero cost when the same canonical query was answered on
+   the same dataset version before (invariant 3; read without any lock). Otherwise it locks the population's row
+   (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR UPDATE``), checks the population's running total and
+   the analyst's, and commits a *pending* row in ``reservations`` together with the new running totals: from
+   then on the ε counts as spent, whatever happens to the computation.
+2. The caller computes, outside any transaction (another thread or process may do it).
+3. :meth:`Ledger.finalise` moves the row into ``charges`` with the answer and commits; only then is the answer
+   returned (and, when a journal is attached, appended to the keyed journal). :meth:`Ledger.fail` keeps the
+   charge as ``failed`` when the computation fails or is cancelled: an error is never free.
 
-and only then hands the answer back (invariant 2). A charge is therefore recorded exactly when its answer is
-stored, concurrent charges serialise, and a refused or failed query leaves the ledger unchanged.
+A crash between 1 and 3 leaves a pending row that stays charged; :meth:`Ledger.recover` (the vault runs it at
+startup) marks pending rows whose process died as failed, keeping the charge. A crash inside a transaction
+rolls it back whole. No answer is ever returned that is not stored.
+
+An identical query that arrives while the first is being computed is never charged twice: :meth:`reserve`
+raises the retryable :class:`~sandbox._private.shared.errors.AnswerPendingError`, and :meth:`charge` (the
+synchronous convenience) waits for the first one and returns its stored answer.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sandbox._private.shared.canonical import canonical_json, sha256_hex
-from sandbox._private.shared.errors import BudgetExceededError, NotFoundError
+from sandbox._private.shared.errors import AnswerPendingError, BudgetExceededError, IntegrityError
 
 from .db import LedgerDB, Tx
-from .records import BudgetStatus, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord
+from .journalling import CHARGE_EVENT, ChargeJournal, JournalledCharges, charge_event
+from .owners import owner_alive, process_owner
+from .records import (
+    BudgetStatus,
+    ChargeOutcome,
+    ChargeRecord,
+    ComputedAnswer,
+    DatasetRecord,
+    KeptCharge,
+    PopulationRecord,
+    Reservation,
+)
+from .schema import ensure_schema
+from .store import CHARGE_COLS, KEPT_COLS, LedgerStore
 
 __all__ = [
     "Ledger",
+    "ChargeJournal",
     "DatasetRecord",
+    "PopulationRecord",
     "ChargeRecord",
     "ComputedAnswer",
     "ChargeOutcome",
+    "Reservation",
+    "KeptCharge",
     "BudgetStatus",
+    "CHARGE_EVENT",
+    "charge_event",
 ]
 
-_EPS_TOL = 1e-9  # float slack when comparing a sum of charges with a budget
+_EPS_TOL = 1e-9  # float slack when comparing running totals with a budget
+_DELTA_TOL = 1e-15
+_WAIT_S = 900.0  # how long charge() waits for an identical query being answered
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS datasets (
-        name TEXT NOT NULL, version INTEGER NOT NULL, files_sha256 TEXT NOT NULL, schema_sha256 TEXT NOT NULL,
-        schema_json TEXT NOT NULL, path TEXT NOT NULL, epsilon_budget DOUBLE PRECISION NOT NULL,
-        delta_budget DOUBLE PRECISION NOT NULL, created TEXT NOT NULL, PRIMARY KEY (name, version))""",
-    """CREATE TABLE IF NOT EXISTS charges (
-        id TEXT PRIMARY KEY, dataset TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL,
-        query_key TEXT NOT NULL, query_json TEXT NOT NULL, epsilon DOUBLE PRECISION NOT NULL,
-        delta DOUBLE PRECISION NOT NULL, mechanism TEXT NOT NULL, public_json TEXT NOT NULL,
-        result_sha256 TEXT NOT NULL, private_json TEXT NOT NULL, analyst TEXT NOT NULL, run_id TEXT,
-        created TEXT NOT NULL, UNIQUE (dataset, version, query_key),
-        FOREIGN KEY (dataset, version) REFERENCES datasets (name, version))""",
-    "CREATE INDEX IF NOT EXISTS charges_by_analyst ON charges (dataset, version, analyst)",
-)
-_CHARGE_COLS = (
-    "id, dataset, version, kind, query_key, query_json, epsilon, delta, mechanism, public_json, result_sha256, "
-    "private_json, analyst, run_id, created"
-)
-_DATASET_COLS = "name, version, files_sha256, schema_sha256, schema_json, path, epsilon_budget, delta_budget, created"
+
+class _Answered(Exception):
+    """Raised inside a reservation when a twin stored the answer meanwhile: roll back, return that answer."""
+
+    def __init__(self, record: ChargeRecord) -> None:
+        self.record = record
+
+
+class _NotPending(Exception):
+    """Raised inside a finalisation whose reservation is no longer pending: roll back."""
 
 
 def _now() -> str:
@@ -66,72 +89,189 @@ def _short(what: str, requested: float, remaining: float) -> str:
     return f"requested {what}={requested:.6g}, remaining {what}={remaining:.6g}, short by {requested - remaining:.6g}"
 
 
-class Ledger:
+class Ledger(LedgerStore, JournalledCharges):
     """The ledger of one vault (SQLite file or PostgreSQL URL); see the module docstring.
 
     Parameters
     ----------
     target : str, Path or LedgerDB
         SQLite file path or ``postgresql://`` URL.
+    journal : ChargeJournal, optional
+        Where every finalised or failed charge is journalled before :meth:`finalise` / :meth:`fail` return.
+
+    Raises
+    ------
+    LedgerSchemaError
+        The database holds a ledger of an older schema; the message names ``sandbox ledger migrate``.
     """
 
-    def __init__(self, target: str | Path | LedgerDB) -> None:
+    def __init__(self, target: str | Path | LedgerDB, *, journal: ChargeJournal | None = None) -> None:
         self.db = target if isinstance(target, LedgerDB) else LedgerDB(target)
-        with self.db.transaction() as tx:
-            for stmt in _DDL:
-                tx.execute(stmt)
+        ensure_schema(self.db)
+        self.journal = journal
+        self._journalled: list[str] = []  # journalled ids whose journal_pending rows the next write removes
+        self._populations: dict[tuple[str, int], str] = {}
 
-    # -- datasets -----------------------------------------------------------------------------------------
-    def next_version(self, name: str) -> int:
-        with self.db.transaction(write=False) as tx:
-            row = tx.one("SELECT MAX(version) FROM datasets WHERE name = ?", (name,))
-        return int(row[0]) + 1 if row and row[0] is not None else 1
-
-    def add_dataset(self, record: DatasetRecord) -> DatasetRecord:
-        with self.db.transaction() as tx:
-            tx.execute(
-                f"INSERT INTO datasets ({_DATASET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.name,
-                    record.version,
-                    record.files_sha256,
-                    record.schema_sha256,
-                    record.schema_json,
-                    record.path,
-                    record.epsilon_budget,
-                    record.delta_budget,
-                    record.created,
-                ),
-            )
-        return record
-
-    def datasets(self) -> list[DatasetRecord]:
-        """Return the latest version of every dataset, by name."""
-        with self.db.transaction(write=False) as tx:
-            rows = tx.execute(
-                f"SELECT {_DATASET_COLS} FROM datasets d WHERE version = "
-                "(SELECT MAX(version) FROM datasets e WHERE e.name = d.name) ORDER BY name"
-            )
-        return [DatasetRecord(*r) for r in rows]
-
-    def dataset(self, name: str, version: int | None = None) -> DatasetRecord:
-        """Return a dataset version (the latest by default); the error lists the datasets that exist."""
-        with self.db.transaction(write=False) as tx:
-            if version is None:
-                row = tx.one(
-                    f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
-                )
-            else:
-                row = tx.one(f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? AND version = ?", (name, version))
-        if row is None:
-            known = ", ".join(d.name for d in self.datasets()) or "none"
-            raise NotFoundError(
-                f"No dataset {name!r}{'' if version is None else f' version {version}'}; registered: {known}. "
-                "Register it with `sandbox dataset add NAME PATH --schema FILE`."
-            )
-        return DatasetRecord(*row)
+    def attach_journal(self, journal: ChargeJournal | None) -> None:
+        """Journal every finalised and failed charge from now on (the vault attaches its journal at startup)."""
+        self.journal = journal
 
     # -- charging -----------------------------------------------------------------------------------------
+    def reserve(
+        self,
+        dataset: DatasetRecord,
+        *,
+        kind: str,
+        query_key: str,
+        query: Mapping[str, Any],
+        epsilon: float,
+        delta: float,
+        analyst: str,
+        run_id: str | None,
+        analyst_limit: float | None = None,
+    ) -> Reservation | ChargeOutcome:
+        """Return the stored answer (nothing charged), or reserve the charge and return the :class:`Reservation`.
+
+        Raises
+        ------
+        BudgetExceededError
+            The population's (or the analyst's) remaining ε or δ is smaller than the request; nothing is written.
+        AnswerPendingError
+            The same query on the same dataset version is being computed right now (retryable; nothing charged).
+        """
+        stored = self._stored(dataset, query_key)
+        if stored is not None:
+            return stored
+        population = self._population_cached(dataset)
+        self._no_live_twin(dataset, population, query_key)
+        res = Reservation(
+            id="r_" + secrets.token_urlsafe(18),
+            population=population,
+            dataset=dataset.name,
+            version=dataset.version,
+            kind=kind,
+            query_key=query_key,
+            query_json=canonical_json(dict(query)),
+            epsilon=float(epsilon),
+            delta=float(delta),
+            analyst=analyst,
+            run_id=run_id,
+            owner=process_owner(),
+            created=_now(),
+            epsilon_remaining=0.0,
+        )
+        try:
+            with self.db.transaction(hot=True) as tx:
+                self._drain(tx)
+                # the pending row: the unique index lets one computation per question be pending at a time
+                tx.send(
+                    f"INSERT INTO reservations ({KEPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
+                        res.epsilon, res.delta, res.analyst, res.run_id, "pending", res.owner, None, res.created,
+                        None,
+                    ),
+                )  # fmt: skip
+                # answered by a twin that finished after the lock-free read? then its answer, nothing charged
+                answered = tx.send(
+                    f"SELECT {CHARGE_COLS} FROM charges WHERE dataset = ? AND version = ? AND query_key = ?",
+                    (dataset.name, dataset.version, query_key),
+                )
+                mine = self._spend_analyst(tx, population, analyst, analyst_limit, res.epsilon)
+                # the population's running total, last: its row lock is held from here to COMMIT only
+                left = tx.send(
+                    "UPDATE populations SET epsilon_spent = epsilon_spent + ?, delta_spent = delta_spent + ? "
+                    "WHERE name = ? AND epsilon_spent + ? <= epsilon_budget + ? "
+                    "AND delta_spent + ? <= delta_budget + ? RETURNING epsilon_budget - epsilon_spent",
+                    (res.epsilon, res.delta, population, res.epsilon, _EPS_TOL, res.delta, _DELTA_TOL),
+                )
+                hit = answered()  # the one round trip of a PostgreSQL reservation (all the above at once)
+                if hit:
+                    raise _Answered(ChargeRecord(*hit[0]))
+                if analyst_limit is not None and not mine():
+                    self._refuse_analyst(tx, population, analyst, analyst_limit, res.epsilon)
+                remaining = left()
+                if not remaining:
+                    self._refuse(tx, population, res.epsilon, res.delta)
+        except _Answered as got:
+            return ChargeOutcome(got.record, True, self.budget(dataset).epsilon_remaining)
+        except Exception as exc:
+            if self.db.is_unique_violation(exc):
+                raise self._pending_error(dataset) from None
+            raise
+        return replace(res, epsilon_remaining=max(0.0, float(remaining[0][0])))
+
+    def finalise(self, reservation: Reservation, answer: ComputedAnswer) -> ChargeOutcome:
+        """Store the answer of a reserved charge; return it once it is durable (and journalled).
+
+        Raises
+        ------
+        IntegrityError
+            The reservation is no longer pending (it failed, or recovery declared its process dead); the answer
+            is not stored and must not be returned. The charge stays kept.
+        """
+        pub = canonical_json(dict(answer.public))
+        record = ChargeRecord(
+            id=reservation.id,
+            dataset=reservation.dataset,
+            version=reservation.version,
+            kind=reservation.kind,
+            query_key=reservation.query_key,
+            query_json=reservation.query_json,
+            epsilon=reservation.epsilon,
+            delta=reservation.delta,
+            mechanism=answer.mechanism,
+            public_json=pub,
+            result_sha256=sha256_hex(pub),
+            private_json=canonical_json(dict(answer.private)),
+            analyst=reservation.analyst,
+            run_id=reservation.run_id,
+            created=_now(),
+        )
+        try:
+            with self.db.transaction() as tx:
+                self._drain(tx)
+                taken = tx.send(
+                    "DELETE FROM reservations WHERE id = ? AND state = 'pending' RETURNING id", (reservation.id,)
+                )
+                tx.send(
+                    f"INSERT INTO charges ({CHARGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    tuple(record.__dict__[c.strip()] for c in CHARGE_COLS.split(",")),
+                )
+                self._mark_for_journal(tx, record.id, reservation.owner, in_charges=True)
+                left = tx.send(
+                    "SELECT epsilon_budget - epsilon_spent FROM populations WHERE name = ?", (reservation.population,)
+                )
+                if not taken():
+                    raise _NotPending
+        except Exception as exc:
+            if isinstance(exc, _NotPending) or self.db.is_unique_violation(exc):
+                state = self.db.read("SELECT state FROM reservations WHERE id = ?", (reservation.id,))
+                raise IntegrityError(
+                    f"Charge {reservation.id} is {state[0][0] if state else 'not pending'}, so its answer is not "
+                    "stored and is not returned; its ε stays spent. Ask the query again."
+                ) from None
+            raise
+        self._journal([charge_event(record, reservation.population)], [record.id])
+        rows = left()
+        return ChargeOutcome(record, False, max(0.0, float(rows[0][0]) if rows else 0.0))
+
+    def fail(self, reservation: Reservation, reason: str) -> None:
+        """Keep the charge of a computation that failed or was cancelled (its ε stays spent); idempotent."""
+        finished = _now()
+        with self.db.transaction() as tx:
+            self._drain(tx)
+            failed = tx.execute(
+                "UPDATE reservations SET state = 'failed', reason = ?, finished = ? WHERE id = ? AND state = 'pending' "
+                "RETURNING id",
+                (reason[:500], finished, reservation.id),
+            )
+            if not failed:
+                return
+            self._mark_for_journal(tx, reservation.id, reservation.owner, in_charges=False)
+        kept = self.kept_charge(reservation.id)
+        self._journal([charge_event(kept, reservation.population)], [reservation.id])
+
     def charge(
         self,
         dataset: DatasetRecord,
@@ -145,154 +285,134 @@ class Ledger:
         run_id: str | None,
         compute: Callable[[], ComputedAnswer],
         analyst_limit: float | None = None,
+        wait_s: float = _WAIT_S,
     ) -> ChargeOutcome:
-        """Charge and answer one query in a single transaction (see the module docstring).
+        """Reserve, compute outside any transaction, then finalise (or keep the charge as failed and re-raise).
 
-        Raises
-        ------
-        BudgetExceededError
-            If the dataset's (or the analyst's) remaining ε or δ is smaller than the request; nothing is written.
+        An identical query being computed elsewhere is waited for (up to ``wait_s``) and its stored answer
+        returned at zero cost.
         """
-        with self.db.transaction() as tx:
-            locked = tx.one(
-                f"SELECT epsilon_budget, delta_budget FROM datasets WHERE name = ? AND version = ?{tx.lock_clause}",
-                (dataset.name, dataset.version),
-            )
-            if locked is None:
-                raise NotFoundError(f"Dataset {dataset.name!r} version {dataset.version} is not registered.")
-            existing = tx.one(
-                f"SELECT {_CHARGE_COLS} FROM charges WHERE dataset = ? AND version = ? AND query_key = ?",
-                (dataset.name, dataset.version, query_key),
-            )
-            eps_spent = _spent(tx, dataset)[0]
-            if existing is not None:
-                return ChargeOutcome(ChargeRecord(*existing), True, max(0.0, float(locked[0]) - eps_spent))
-            self._check_budget(tx, dataset, float(locked[0]), float(locked[1]), epsilon, delta, analyst, analyst_limit)
+        deadline, pause = time.monotonic() + wait_s, 0.002
+        while True:
+            try:
+                got = self.reserve(
+                    dataset, kind=kind, query_key=query_key, query=query, epsilon=epsilon, delta=delta,
+                    analyst=analyst, run_id=run_id, analyst_limit=analyst_limit,
+                )  # fmt: skip
+                break
+            except AnswerPendingError:
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+        if isinstance(got, ChargeOutcome):
+            return got
+        try:
             answer = compute()
-            record = self._record(dataset, kind, query_key, query, epsilon, delta, analyst, run_id, answer)
-            tx.execute(
-                f"INSERT INTO charges ({_CHARGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                tuple(record.__dict__[c.strip()] for c in _CHARGE_COLS.split(",")),
-            )
-        return ChargeOutcome(record, False, max(0.0, float(locked[0]) - eps_spent - record.epsilon))
+        except BaseException as exc:
+            self.fail(got, f"{type(exc).__name__}: {exc}")
+            raise
+        return self.finalise(got, answer)
+
+    # -- charging internals -------------------------------------------------------------------------------
+    def _stored(self, dataset: DatasetRecord, query_key: str) -> ChargeOutcome | None:
+        """Return the stored answer of this question, read without any lock (answers never change once written)."""
+        rows = self.db.read(
+            f"SELECT {CHARGE_COLS} FROM charges WHERE dataset = ? AND version = ? AND query_key = ?",
+            (dataset.name, dataset.version, query_key),
+        )
+        if not rows:
+            return None
+        return ChargeOutcome(ChargeRecord(*rows[0]), True, self.budget(dataset).epsilon_remaining)
+
+    def _population_cached(self, dataset: DatasetRecord) -> str:
+        """Return the population of a dataset version (fixed once registered), read once per process."""
+        key = (dataset.name, dataset.version)
+        if key not in self._populations:
+            with self.db.transaction(write=False) as tx:
+                self._populations[key] = self._population_of(tx, dataset)
+        return self._populations[key]
+
+    def _no_live_twin(self, dataset: DatasetRecord, population: str, query_key: str) -> None:
+        """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
+        rows = self.db.read(
+            "SELECT id, owner FROM reservations WHERE dataset = ? AND version = ? AND query_key = ? "
+            "AND state = 'pending'",
+            (dataset.name, dataset.version, query_key),
+        )
+        if not rows:
+            return
+        row = rows[0]
+        if owner_alive(str(row[1])) is not False:
+            raise self._pending_error(dataset)
+        with self.db.transaction() as tx:
+            self._drain(tx)
+            if tx.execute(*self._abandon_sql(str(row[0]))):
+                self._mark_for_journal(tx, str(row[0]), process_owner(), in_charges=False)
+            else:
+                return  # another process abandoned it first, and journals it
+        self._journal([charge_event(self.kept_charge(str(row[0])), population)], [str(row[0])])
 
     @staticmethod
-    def _record(
-        dataset: DatasetRecord,
-        kind: str,
-        query_key: str,
-        query: Mapping[str, Any],
-        epsilon: float,
-        delta: float,
-        analyst: str,
-        run_id: str | None,
-        answer: ComputedAnswer,
-    ) -> ChargeRecord:
-        pub = canonical_json(dict(answer.public))
-        return ChargeRecord(
-            id="r_" + secrets.token_urlsafe(18),
-            dataset=dataset.name,
-            version=dataset.version,
-            kind=kind,
-            query_key=query_key,
-            query_json=canonical_json(dict(query)),
-            epsilon=float(epsilon),
-            delta=float(delta),
-            mechanism=answer.mechanism,
-            public_json=pub,
-            result_sha256=sha256_hex(pub),
-            private_json=canonical_json(dict(answer.private)),
-            analyst=analyst,
-            run_id=run_id,
-            created=_now(),
+    def _pending_error(dataset: DatasetRecord) -> AnswerPendingError:
+        return AnswerPendingError(
+            f"The same query on {dataset.name!r} v{dataset.version} is being answered right now; retry in a "
+            "moment: its stored answer will cost nothing.",
+            retry_after=1.0,
         )
 
     @staticmethod
-    def _check_budget(
-        tx: Tx,
-        dataset: DatasetRecord,
-        eps_total: float,
-        delta_total: float,
-        epsilon: float,
-        delta: float,
-        analyst: str,
-        analyst_limit: float | None,
-    ) -> None:
-        eps_spent, delta_spent = _spent(tx, dataset)
-        eps_left, delta_left = eps_total - eps_spent, delta_total - delta_spent
-        where = f"dataset {dataset.name!r} v{dataset.version}"
+    def _spend_analyst(
+        tx: Tx, population: str, analyst: str, limit: float | None, epsilon: float
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """Queue adding ε to the analyst's running total on the population; no row back: it would pass ``limit``."""
+        if limit is None:
+            return tx.send(
+                "INSERT INTO analyst_spend (population, analyst, epsilon_spent) VALUES (?, ?, ?) ON CONFLICT "
+                "(population, analyst) DO UPDATE SET epsilon_spent = analyst_spend.epsilon_spent + "
+                "excluded.epsilon_spent",
+                (population, analyst, epsilon),
+            )
+        return tx.send(
+            "INSERT INTO analyst_spend (population, analyst, epsilon_spent) SELECT ?, ?, ? WHERE ? <= ? "
+            "ON CONFLICT (population, analyst) DO UPDATE SET epsilon_spent = analyst_spend.epsilon_spent + "
+            "excluded.epsilon_spent WHERE analyst_spend.epsilon_spent + excluded.epsilon_spent <= ? RETURNING 1",
+            (population, analyst, epsilon, epsilon, limit + _EPS_TOL, limit + _EPS_TOL),
+        )
+
+    @staticmethod
+    def _refuse_analyst(tx: Tx, population: str, analyst: str, limit: float, epsilon: float) -> None:
+        row = tx.one(
+            "SELECT epsilon_spent FROM analyst_spend WHERE population = ? AND analyst = ?", (population, analyst)
+        )
+        mine_left = limit - float(row[0] if row else 0.0)
+        raise BudgetExceededError(
+            f"Your analyst budget on population {population!r} is exceeded: "
+            f"{_short('ε', epsilon, max(mine_left, 0.0))}. Reuse a stored answer (it costs nothing), ask for "
+            "a smaller epsilon, or ask the privacy officer (the vault's admin) for a decision."
+        )
+
+    @staticmethod
+    def _refuse(tx: Tx, population: str, epsilon: float, delta: float) -> None:
+        """Raise the budget-exceeded error with the population's figures (the transaction then rolls back)."""
+        row = tx.one(
+            "SELECT epsilon_budget - epsilon_spent, delta_budget - delta_spent FROM populations WHERE name = ?",
+            (population,),
+        )
+        eps_left, delta_left = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
+        tables = ", ".join(str(r[0]) for r in tx.execute(
+            "SELECT DISTINCT name FROM datasets WHERE population = ? ORDER BY name", (population,)
+        ))  # fmt: skip
+        where = f"population {population!r} (tables {tables})"
         if epsilon > eps_left + _EPS_TOL:
             raise BudgetExceededError(
-                f"Privacy budget of {where} exceeded: {_short('ε', epsilon, max(eps_left, 0.0))}. Ask for a "
-                "smaller epsilon, reuse a stored answer, or ask a reviewer to register a new dataset version."
+                f"Privacy budget of {where} exceeded: {_short('ε', epsilon, max(eps_left, 0.0))}. Every table and "
+                "version of a population shares this one budget. Reuse a stored answer (asking the same query "
+                "again costs nothing), ask for a smaller epsilon, or ask the privacy officer (the vault's admin) "
+                "to decide on the budget of this population."
             )
-        if delta > delta_left + _EPS_TOL * 1e-6:
-            raise BudgetExceededError(
-                f"Privacy budget of {where} exceeded: {_short('δ', delta, max(delta_left, 0.0))}. Use a pure-DP "
-                "query (delta=0) or ask a reviewer to register a new dataset version."
-            )
-        if analyst_limit is None:
-            return
-        row = tx.one(
-            "SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE dataset = ? AND version = ? AND analyst = ?",
-            (dataset.name, dataset.version, analyst),
+        raise BudgetExceededError(
+            f"Privacy budget of {where} exceeded: {_short('δ', delta, max(delta_left, 0.0))}. Use a pure-DP query "
+            "(delta=0), reuse a stored answer, or ask the privacy officer (the vault's admin) to decide on the "
+            "budget of this population."
         )
-        mine_left = analyst_limit - float(row[0] if row else 0.0)
-        if epsilon > mine_left + _EPS_TOL:
-            raise BudgetExceededError(
-                f"Your analyst budget on {where} is exceeded: {_short('ε', epsilon, max(mine_left, 0.0))}. "
-                "Ask for a smaller epsilon or reuse a stored answer."
-            )
-
-    # -- reading ------------------------------------------------------------------------------------------
-    def budget(
-        self, dataset: DatasetRecord, analyst: str | None = None, analyst_limit: float | None = None
-    ) -> BudgetStatus:
-        with self.db.transaction(write=False) as tx:
-            eps_spent, delta_spent = _spent(tx, dataset)
-            row = tx.one(
-                "SELECT COUNT(*) FROM charges WHERE dataset = ? AND version = ?", (dataset.name, dataset.version)
-            )
-            mine = None
-            if analyst is not None:
-                r = tx.one(
-                    "SELECT COALESCE(SUM(epsilon), 0) FROM charges WHERE dataset = ? AND version = ? AND analyst = ?",
-                    (dataset.name, dataset.version, analyst),
-                )
-                mine = float(r[0]) if r else 0.0
-        return BudgetStatus(
-            dataset=dataset.name,
-            version=dataset.version,
-            epsilon_total=dataset.epsilon_budget,
-            epsilon_spent=eps_spent,
-            delta_total=dataset.delta_budget,
-            delta_spent=delta_spent,
-            answers=int(row[0]) if row else 0,
-            analyst=analyst,
-            analyst_epsilon_spent=mine,
-            analyst_epsilon_limit=analyst_limit,
-        )
-
-    def result(self, result_id: str) -> ChargeRecord:
-        with self.db.transaction(write=False) as tx:
-            row = tx.one(f"SELECT {_CHARGE_COLS} FROM charges WHERE id = ?", (result_id,))
-        if row is None:
-            raise NotFoundError(f"No result with id {result_id!r}; ids come from a query's DPResult.id.")
-        return ChargeRecord(*row)
-
-    def charges(self, dataset: str | None = None) -> list[ChargeRecord]:
-        """Every stored answer (of one dataset, all versions, when given), oldest first."""
-        with self.db.transaction(write=False) as tx:
-            if dataset is None:
-                rows = tx.execute(f"SELECT {_CHARGE_COLS} FROM charges ORDER BY created")
-            else:
-                rows = tx.execute(f"SELECT {_CHARGE_COLS} FROM charges WHERE dataset = ? ORDER BY created", (dataset,))
-        return [ChargeRecord(*r) for r in rows]
-
-
-def _spent(tx: Tx, dataset: DatasetRecord) -> tuple[float, float]:
-    row = tx.one(
-        "SELECT COALESCE(SUM(epsilon), 0), COALESCE(SUM(delta), 0) FROM charges WHERE dataset = ? AND version = ?",
-        (dataset.name, dataset.version),
-    )
-    return (float(row[0]), float(row[1])) if row else (0.0, 0.0)

@@ -1,4 +1,9 @@
-"""The ledger's value objects: a registered dataset version, a stored answer and its charge, a budget."""
+"""The ledger's value objects: a population and its tables, a stored answer and its charge, a reservation, a budget.
+
+A :class:`Reservation` is the handle :meth:`Ledger.reserve` returns: plain values only (no connection), so it can
+be kept by the event loop while the computation runs in another thread or process, and handed back to
+:meth:`Ledger.finalise` or :meth:`Ledger.fail` from any thread.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,45 @@ from typing import Any
 from sandbox._private.shared.canonical import sha256_hex
 from sandbox._private.shared.errors import IntegrityError
 
-__all__ = ["DatasetRecord", "ChargeRecord", "ComputedAnswer", "ChargeOutcome", "BudgetStatus"]
+__all__ = [
+    "PopulationRecord",
+    "DatasetRecord",
+    "ChargeRecord",
+    "ComputedAnswer",
+    "ChargeOutcome",
+    "Reservation",
+    "KeptCharge",
+    "BudgetStatus",
+]
+
+
+@dataclass(frozen=True)
+class PopulationRecord:
+    """A population: the privacy unit shared by its tables, and the one budget every table and version spends."""
+
+    name: str
+    privacy_unit: str
+    epsilon_budget: float
+    delta_budget: float
+    epsilon_spent: float
+    delta_spent: float
+    answers: int
+    created: str
+    tables: tuple[str, ...] = ()
+
+    @property
+    def epsilon_remaining(self) -> float:
+        return max(0.0, self.epsilon_budget - self.epsilon_spent)
 
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """One registered version of a dataset."""
+    """One registered version of a dataset, and the population whose budget it spends.
+
+    ``epsilon_budget`` and ``delta_budget`` are the population's budget when this version was registered; the
+    budget in force is the population's (:meth:`Ledger.budget`). An empty ``population`` when adding a dataset
+    means: the population of the dataset's earlier versions, or a new population named after the dataset.
+    """
 
     name: str
     version: int
@@ -25,6 +63,7 @@ class DatasetRecord:
     epsilon_budget: float
     delta_budget: float
     created: str
+    population: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,8 +119,57 @@ class ChargeOutcome:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """A charge reserved before computing: it already counts as spent, and stays spent if the computation fails.
+
+    ``epsilon_remaining`` is the population's remaining ε right after this reservation.
+    """
+
+    id: str
+    population: str
+    dataset: str
+    version: int
+    kind: str
+    query_key: str
+    query_json: str
+    epsilon: float
+    delta: float
+    analyst: str
+    run_id: str | None
+    owner: str
+    created: str
+    epsilon_remaining: float
+
+
+@dataclass(frozen=True)
+class KeptCharge:
+    """A charge without a stored answer: ``pending`` (being computed, or its vault died) or ``failed`` (kept)."""
+
+    id: str
+    population: str
+    dataset: str
+    version: int
+    kind: str
+    query_key: str
+    query_json: str
+    epsilon: float
+    delta: float
+    analyst: str
+    run_id: str | None
+    state: str
+    owner: str
+    reason: str | None
+    created: str
+    finished: str | None
+
+
+@dataclass(frozen=True)
 class BudgetStatus:
-    """Budget of one dataset version, and of one analyst on it when asked."""
+    """Budget of the population a dataset belongs to, and of one analyst on that population when asked.
+
+    ``answers`` counts the stored answers charged to the population (every table and version); ``kept`` the
+    charges kept without an answer (failed or cancelled computations, and pending ones).
+    """
 
     dataset: str
     version: int
@@ -93,6 +181,9 @@ class BudgetStatus:
     analyst: str | None = None
     analyst_epsilon_spent: float | None = None
     analyst_epsilon_limit: float | None = None
+    population: str = ""
+    tables: tuple[str, ...] = ()
+    kept: int = 0
 
     @property
     def epsilon_remaining(self) -> float:
@@ -116,4 +207,6 @@ class BudgetStatus:
             "analyst": self.analyst,
             "analyst_epsilon_spent": self.analyst_epsilon_spent,
             "analyst_epsilon_limit": self.analyst_epsilon_limit,
+            "population": self.population,
+            "tables": list(self.tables),
         }

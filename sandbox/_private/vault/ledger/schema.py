@@ -1,0 +1,125 @@
+"""The ledger's tables (schema 2: one budget per population, charges reserved before computing) and its version.
+
+Tables::
+
+    ledger_meta        key/value: schema_version = 2
+    populations        one budget per population, with its running totals of ε and δ spent
+    datasets           every registered version of every table, and the population it belongs to
+    charges            every stored answer with its charge (immutable once written)
+    reservations       charges without a stored answer: 'pending' (being computed) or 'failed' (kept)
+    analyst_spend      running ε per analyst and population (for ``budget.epsilon_per_analyst``)
+    journal_pending    charges written to the ledger whose journal entry may not be written yet
+    gate_logged_charges  charges already in the journal (shared with the gate's ``sync_charges``)
+
+Schema 1 (until round 2) had no populations: each dataset version had its own budget, summed over ``charges``
+on every charge. :func:`ensure_schema` refuses such a ledger with an error naming ``sandbox ledger migrate``
+(:mod:`.migrate`), which keeps every charge.
+"""
+
+from __future__ import annotations
+
+from sandbox._private.shared.errors import SandboxError
+
+from .db import LedgerDB, Tx
+
+__all__ = ["SCHEMA_VERSION", "LedgerSchemaError", "ensure_schema", "table_names", "DDL", "migrate_hint"]
+
+SCHEMA_VERSION = 2
+
+DDL: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS populations (
+        name TEXT PRIMARY KEY, privacy_unit TEXT NOT NULL, epsilon_budget DOUBLE PRECISION NOT NULL,
+        delta_budget DOUBLE PRECISION NOT NULL, epsilon_spent DOUBLE PRECISION NOT NULL DEFAULT 0,
+        delta_spent DOUBLE PRECISION NOT NULL DEFAULT 0, created TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS datasets (
+        name TEXT NOT NULL, version INTEGER NOT NULL, files_sha256 TEXT NOT NULL, schema_sha256 TEXT NOT NULL,
+        schema_json TEXT NOT NULL, path TEXT NOT NULL, epsilon_budget DOUBLE PRECISION NOT NULL,
+        delta_budget DOUBLE PRECISION NOT NULL, created TEXT NOT NULL,
+        population TEXT NOT NULL REFERENCES populations (name), PRIMARY KEY (name, version))""",
+    """CREATE TABLE IF NOT EXISTS charges (
+        id TEXT PRIMARY KEY, dataset TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL,
+        query_key TEXT NOT NULL, query_json TEXT NOT NULL, epsilon DOUBLE PRECISION NOT NULL,
+        delta DOUBLE PRECISION NOT NULL, mechanism TEXT NOT NULL, public_json TEXT NOT NULL,
+        result_sha256 TEXT NOT NULL, private_json TEXT NOT NULL, analyst TEXT NOT NULL, run_id TEXT,
+        created TEXT NOT NULL, UNIQUE (dataset, version, query_key),
+        FOREIGN KEY (dataset, version) REFERENCES datasets (name, version))""",
+    "CREATE INDEX IF NOT EXISTS charges_by_analyst ON charges (dataset, version, analyst)",
+    """CREATE TABLE IF NOT EXISTS reservations (
+        id TEXT PRIMARY KEY, population TEXT NOT NULL, dataset TEXT NOT NULL, version INTEGER NOT NULL,
+        kind TEXT NOT NULL, query_key TEXT NOT NULL, query_json TEXT NOT NULL, epsilon DOUBLE PRECISION NOT NULL,
+        delta DOUBLE PRECISION NOT NULL, analyst TEXT NOT NULL, run_id TEXT, state TEXT NOT NULL,
+        owner TEXT NOT NULL, reason TEXT, created TEXT NOT NULL, finished TEXT,
+        FOREIGN KEY (dataset, version) REFERENCES datasets (name, version))""",
+    # one computation per question at a time: an identical query waits for it (or is told to retry)
+    """CREATE UNIQUE INDEX IF NOT EXISTS reservations_one_pending ON reservations (dataset, version, query_key)
+        WHERE state = 'pending'""",
+    """CREATE TABLE IF NOT EXISTS analyst_spend (
+        population TEXT NOT NULL, analyst TEXT NOT NULL, epsilon_spent DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (population, analyst))""",
+    "CREATE TABLE IF NOT EXISTS journal_pending (id TEXT PRIMARY KEY, owner TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS gate_logged_charges (id TEXT PRIMARY KEY)",
+)
+
+
+class LedgerSchemaError(SandboxError):
+    """The ledger database has another schema than this sandbox writes; the message names the migration."""
+
+
+def migrate_hint(db: LedgerDB) -> str:
+    """Return the command that migrates this ledger."""
+    if db.backend == "sqlite":
+        from pathlib import Path
+
+        workspace = Path(db.url).resolve().parent.parent
+        return f"`sandbox ledger migrate --workspace {workspace}`"
+    return "`sandbox ledger migrate --workspace WORKSPACE --ledger-url URL`"
+
+
+def table_names(tx: Tx) -> set[str]:
+    """Names of the tables in the ledger database."""
+    if tx.backend == "sqlite":
+        rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = tx.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+    return {str(r[0]) for r in rows}
+
+
+def _version(tx: Tx) -> int | None:
+    """Return the schema version of the database: ``None`` for an empty one, 1 for a ledger from before populations."""
+    tables = table_names(tx)
+    if "ledger_meta" in tables:
+        row = tx.one("SELECT value FROM ledger_meta WHERE key = 'schema_version'")
+        return int(row[0]) if row else None
+    return 1 if "datasets" in tables else None
+
+
+def ensure_schema(db: LedgerDB) -> None:
+    """Create the tables of an empty ledger; refuse a ledger of another schema with the fix.
+
+    Raises
+    ------
+    LedgerSchemaError
+        The ledger was written by an older sandbox (schema 1: a budget per table version) or a newer one.
+    """
+    with db.transaction(write=False) as tx:
+        version = _version(tx)
+    if version == SCHEMA_VERSION:
+        return
+    if version is not None and version < SCHEMA_VERSION:
+        raise LedgerSchemaError(
+            f"The ledger {db!r} was written by an older sandbox (schema {version}: a budget per table version, "
+            f"while this sandbox keeps one budget per population). Migrate it with {migrate_hint(db)}: the "
+            "migration keeps every charge and puts the tables of one population under one budget; "
+            "`--dry-run` shows what it would do. Back the ledger up first."
+        )
+    if version is not None:
+        raise LedgerSchemaError(
+            f"The ledger {db!r} has schema {version}, newer than this sandbox's {SCHEMA_VERSION}; "
+            "upgrade the sandbox to use it."
+        )
+    with db.transaction() as tx:
+        if _version(tx) is None:  # another process may have created it meanwhile
+            for stmt in DDL:
+                tx.execute(stmt)
+            tx.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
