@@ -136,8 +136,8 @@ def test_client_that_disconnects_cancels_its_fit(vault: VaultProcess, clean: Non
 def test_saturated_vault_answers_503_and_an_analyst_over_limit_429(vault: VaultProcess, clean: None) -> None:
     with vault.client("analyst", "alice") as alice, vault.client("analyst", "bob") as bob:
         running = _submit(alice)
-        waiting = _submit(alice, {**LONG, "epsilon": 0.8})  # alice may run one at a time: this one waits
         _until(alice, running["id"], ("running",))
+        waiting = _submit(alice, {**LONG, "epsilon": 0.8})  # alice may run one at a time: this one waits
         before = _spent(alice)
         third = alice.post("/v1/fit", json={**LONG, "epsilon": 0.7}, params={"wait": "false"})
         full = bob.post("/v1/fit", json=SMALL_FIT)

@@ -8,8 +8,8 @@ spend budget: it also tells the notebook display and the study's run log what th
 
 Every new connection is checked before a token goes over it (:mod:`.trust`: the server must run as the vault's
 OS account), connections are kept alive between requests (one check per connection) and use ``TCP_NODELAY``. A
-busy vault (HTTP 503 or 429 with ``Retry-After``; nothing was charged) is asked again after the time it names, for
-at most ``busy_wait`` seconds in all.
+busy vault (HTTP 503 or 429 with ``Retry-After``: all workers busy, or the same question being answered right now;
+nothing was charged) is asked again after the time it names, for at most ``busy_wait`` seconds in all.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from sandbox._private.shared.errors import SandboxError, VaultBusyError
+from sandbox._private.shared.errors import SandboxError
 from sandbox._private.shared.wire import error_from_body
 
 from .spend import record_spend
@@ -138,8 +138,8 @@ class Transport:
             except ValueError:
                 body = None
             error = error_from_body(resp.status_code, body)
-            wait = _retry_after(resp)
-            if not isinstance(error, VaultBusyError) or wait is None or time.monotonic() + wait > deadline:
+            wait = _retry_after(resp)  # 503/429 with Retry-After: busy, or the same question is being answered
+            if wait is None or time.monotonic() + wait > deadline:
                 raise error
             time.sleep(wait)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -67,11 +68,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _sandbox(_: Request, exc: SandboxError) -> JSONResponse:
         if isinstance(exc, (InternalError, IntegrityError)) and not isinstance(exc, ValueError):
             return _incident(exc)
-        if isinstance(exc, VaultBusyError):  # 503 (all workers busy) or 429 (this analyst's jobs), never 500
-            headers = {"Retry-After": str(int(getattr(exc, "retry_after", 1)))}
-            return JSONResponse(error_body("VaultBusyError", str(exc)), getattr(exc, "status", 503), headers=headers)
-        status = status_of(exc)
-        return JSONResponse(error_body(type(exc).__name__.replace("Forbidden", "AuthError"), str(exc)), status)
+        # 503 (all workers busy, or the same query being answered) or 429 (this analyst's jobs): retry, never 500
+        status = getattr(exc, "status", 503) if isinstance(exc, VaultBusyError) else status_of(exc)
+        retry = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(math.ceil(retry))} if status in (429, 503) and retry is not None else None
+        body = error_body(type(exc).__name__.replace("Forbidden", "AuthError"), str(exc))
+        return JSONResponse(body, status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

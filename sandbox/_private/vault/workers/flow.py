@@ -29,10 +29,11 @@ from sandbox._private.shared.errors import ComputeLimitError, InternalError, San
 from sandbox._private.shared.query import AggregateQuery
 
 from ..ledger.ledger import ChargeOutcome, DatasetRecord
+from ..ledger.records import Reservation
 from ..service import VaultService, _outcome_payload
 from ..tokens import TokenInfo
 from .jobs import Job, JobStore
-from .pool import WorkerPool, is_cancelled, lane_of
+from .pool import Slot, WorkerPool, is_cancelled, lane_of
 
 __all__ = ["ComputeService", "Charge"]
 
@@ -138,12 +139,11 @@ class ComputeService:
         job.task = asyncio.create_task(self._compute(job, slot, charge, reserved))
         return job
 
-    def _reserve(self, check: Callable[[], Charge], caller: TokenInfo, run_id: str | None) -> tuple[Charge, Any]:
+    def _reserve(
+        self, check: Callable[[], Charge], caller: TokenInfo, run_id: str | None
+    ) -> tuple[Charge, Reservation | ChargeOutcome]:
         charge = check()
-        ledger: Any = self.vault.ledger
-        if not hasattr(ledger, "reserve"):  # TEMPORARY until the ledger's reserve API is merged
-            ledger = _Legacy(ledger)
-        reserved = ledger.reserve(
+        reserved = self.vault.ledger.reserve(
             charge.dataset,
             kind=charge.ledger_kind,
             query_key=charge.query_key,
@@ -156,8 +156,8 @@ class ComputeService:
         )
         return charge, reserved
 
-    async def _compute(self, job: Job, slot: Any, charge: Charge, reservation: Any) -> None:
-        ledger: Any = self.vault.ledger if hasattr(self.vault.ledger, "reserve") else _Legacy(self.vault.ledger)
+    async def _compute(self, job: Job, slot: Slot, charge: Charge, reservation: Reservation) -> None:
+        ledger = self.vault.ledger
         try:
             answer = await self.pool.run(slot, job.id, charge.kind, charge.dataset, charge.item, on_start=job.start)
         except BaseException as exc:  # also a bug in the pool: the reservation is failed and the job ends
@@ -205,22 +205,6 @@ class ComputeService:
         tasks = [j.task for j in self.jobs.running() if j.task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=30)
-
-
-class _Legacy:  # TEMPORARY until the ledger's reserve API is merged
-    def __init__(self, ledger: Any) -> None:
-        from . import _legacy_ledger
-
-        self._ledger, self._impl = ledger, _legacy_ledger
-
-    def reserve(self, dataset: Any, **kw: Any) -> Any:
-        return self._impl.reserve(self._ledger, dataset, **kw)
-
-    def finalise(self, held: Any, answer: Any) -> Any:
-        return self._impl.finalise(held, answer)
-
-    def fail(self, held: Any, reason: str) -> None:
-        self._impl.fail(held, reason)
 
 
 def _kept(exc: BaseException, charge: Charge, cancelled: bool) -> SandboxError:
