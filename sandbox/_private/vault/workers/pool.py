@@ -480,7 +480,7 @@ class WorkerPool:
         return {
             name: {
                 "processes": lane.processes,
-                "busy": sum(1 for w in lane.workers if w.pending is not None),
+                "busy": sum(1 for w in lane.workers if w.pending is not None and not w.pending.future.done()),
                 "waiting": len(lane.queue),
                 "queue_limit": lane.queue_limit,
                 "cpu_seconds": lane.cpu_seconds,
