@@ -86,7 +86,9 @@ class DatasetRegistry:
             delta_budget=self.policy.budget.delta_per_dataset,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        return self.ledger.add_dataset(record)
+        added = self.ledger.add_dataset(record)
+        self.layout.secure()  # the copied rows and schema: 0600, like every vault file (also while a vault runs)
+        return added
 
     def add_population(self, directory: str | Path) -> list[DatasetRecord]:
         """Register the households, persons and signals tables of a generated population (never ground truth)."""
