@@ -179,14 +179,19 @@ class Vault:
     def register(self, policy: Path, population: Path, only: str = "all") -> None:
         args = [sys.executable, "-c", _REGISTER, str(self.src), str(self.workspace), str(policy), str(population)]
         args += [only, *([self.ledger_url] if self.ledger_url else [])]
-        out = subprocess.run(args, check=True, capture_output=True, text=True, env=self.env(), timeout=3600)
+        out = subprocess.run(
+            args, check=True, capture_output=True, text=True, env=self.env(), timeout=3600, cwd=self.src
+        )
         self.tokens = json.loads(out.stdout.strip().splitlines()[-1])
 
     def start(self, policy: Path, timeout: float = 300.0) -> Vault:
         cmd = [sys.executable, "-c", "from sandbox.cli import run; run()", "vault", "serve"]
         cmd += ["--workspace", str(self.workspace), "--port", "0", "--policy", str(policy)]
         log = (self.workspace / "bench-vault.log").open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env())
+        # the working folder is the tree: `python -c` puts it first on sys.path, so the tree's own sandbox is served
+        self.proc = subprocess.Popen(
+            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env(), cwd=self.src
+        )
         discovery = self.workspace / "vault" / "vault.json"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -198,7 +203,8 @@ class Vault:
             except (OSError, ValueError):
                 pass
             if self.proc.poll() is not None:
-                raise SystemExit(f"{self.label} vault exited: see {self.workspace / 'bench-vault.log'}")
+                tail = (self.workspace / "bench-vault.log").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"{self.label} vault exited:\n{tail}")
             time.sleep(0.1)
         raise SystemExit(f"{self.label} vault did not start within {timeout:.0f} s")
 
@@ -210,6 +216,7 @@ class Vault:
             text=True,
             env=self.env(),
             timeout=timeout,
+            cwd=self.src,
         )
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 

@@ -66,7 +66,7 @@ def create_app(
     install_error_handlers(app)
 
     @app.get("/v1/health", tags=["health"], summary="'up' for anyone; with a token also the policy, pid and workers")
-    def health(request: Request) -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
         if not request.headers.get("authorization"):
             return {"status": "up"}
         caller = authenticate(request)  # a token that is sent must be valid (401 otherwise)

@@ -51,11 +51,13 @@ def authenticate(request: Request) -> TokenInfo:
     return service_of(request).tokens.authenticate(header)
 
 
-def require(*roles: Role) -> Callable[..., TokenInfo]:
+def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, TokenInfo]]:
     """Build a dependency that authenticates the caller and checks that its role is one of ``roles``."""
 
-    def dependency(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenInfo:
-        info = authenticate(request)
+    async def dependency(
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> TokenInfo:
+        info = authenticate(request)  # in the event loop: a cached, in-memory lookup (no thread hop per request)
         if info.role not in roles:
             raise Forbidden(
                 f"Token {info.name!r} has role {info.role!r}; this endpoint needs {' or '.join(roles)}. "
@@ -76,7 +78,7 @@ def disconnected(request: Request) -> Callable[[], Coroutine[Any, Any, None]]:
     return wait
 
 
-def run_id_header(
+async def run_id_header(
     x_sandbox_run: str | None = Header(None, description="Run id recorded with each charge", max_length=128),
 ) -> str | None:
     """Return the ``X-Sandbox-Run`` header, checked against :data:`RUN_ID_PATTERN`."""
