@@ -111,9 +111,12 @@ class JobStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
+        self._pruned = 0.0
 
     def new(self, owner: str, kind: str, dataset: str, *, detached: bool) -> Job:
-        self._prune()
+        if time.monotonic() - self._pruned > 1.0:  # at most once a second: the store may hold thousands of jobs
+            self._prune()
+            self._pruned = time.monotonic()
         job = Job("job_" + secrets.token_hex(12), owner, kind, dataset, detached)
         self._jobs[job.id] = job
         return job

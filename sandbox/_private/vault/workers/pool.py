@@ -42,6 +42,7 @@ from sandbox._private.shared.errors import ComputeLimitError, InternalError, San
 from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.wire import error_class
 
+from ..dp.answers import Checked
 from ..ledger.ledger import ComputedAnswer
 from .worker import Task, worker_main
 
@@ -328,6 +329,8 @@ class WorkerPool:
         assert self._loop is not None, "start() the pool first"
         lane = self._lanes[slot.lane]
         key = (dataset.name, dataset.version)
+        if isinstance(item, Checked):  # the query and its cost, not the schema object: the worker has the schema
+            item = (item.item, item.cost)
         task = Task(kind, dataset, item, key not in self._verified, lane.cpu_seconds)  # type: ignore[arg-type]
         future: asyncio.Future[ComputedAnswer] = self._loop.create_future()
         future.add_done_callback(_retrieve)  # an answer nobody awaits any more (cancelled) is not an error

@@ -34,6 +34,7 @@ from sandbox._private.shared.schema import TableSchema
 
 from ..dp.tabledata import TableData
 from ..ledger.ledger import DatasetRecord
+from ..service import _parsed_schema
 
 __all__ = ["SharedTables", "cache_path", "write_table_file", "open_table_file"]
 
@@ -149,7 +150,7 @@ class SharedTables:
         key = (record.name, record.version, record.files_sha256)
         if key in self._open and not verify:
             return self._open[key]
-        schema = TableSchema.from_json(record.schema_json)
+        schema = _parsed_schema(record.schema_json)  # the object the vault process checked the query against
         path = cache_path(self.root, record)
         if verify:
             _verify_source(record)

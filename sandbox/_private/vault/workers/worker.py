@@ -47,7 +47,8 @@ class Task:
     dataset : DatasetRecord
         The dataset version whose rows it reads.
     item : object
-        A :class:`~..dp.answers.Checked` query or fit, or an :class:`~..dp.fairness_audit.AuditJob`.
+        The checked query or fit (sent without its schema: the worker has the record's), or an
+        :class:`~..dp.fairness_audit.AuditJob`.
     verify : bool
         Rehash the registered file before using the shared table (once per vault start).
     cpu_seconds : float
@@ -63,15 +64,18 @@ class Task:
 
 def run_task(task: Task, engine: DPEngine, tables: SharedTables) -> ComputedAnswer:
     """Compute ``task`` (in this process); the same code the in-process service runs."""
+    from ..dp.answers import Checked
     from ..service import _mechanism
 
     table = tables.get(task.dataset, verify=task.verify)
-    if task.kind == "aggregate":
-        ans = engine.answer(task.item, table)
-        return ComputedAnswer(ans.public, ans.private, _mechanism(ans, task.item.item.kind))
-    if task.kind == "fit":
-        fitted = engine.fit(task.item, table)
-        return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, task.item.item.spec.diffprivlib_class))
+    if task.kind in ("aggregate", "fit"):
+        item, cost = task.item
+        checked = Checked(item, cost, table.schema)  # checked in the vault process, against this very schema
+        if task.kind == "aggregate":
+            ans = engine.answer(checked, table)
+            return ComputedAnswer(ans.public, ans.private, _mechanism(ans, item.kind))
+        fitted = engine.fit(checked, table)
+        return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, item.spec.diffprivlib_class))
     from ..dp.fairness_audit import compute_audit
 
     return compute_audit(task.item, table, engine)
