@@ -60,7 +60,9 @@ if only == "households":
 else:
     svc.registry.add_population(pop)
 store = TokenStore(svc.layout.tokens)
-print(json.dumps({"a%d" % i: store.create("a%d" % i, "analyst") for i in range(24)}))
+tokens = {"a%d" % i: store.create("a%d" % i, "analyst") for i in range(24)}
+tokens["admin"] = store.create("ops", "admin")
+print(json.dumps(tokens))
 """
 _CACHED = r"""
 import json, sys, time, statistics
@@ -100,6 +102,7 @@ def client(i, token, start, out):
     t.get("/v1/datasets")  # connect (and, for the new client, prove the server) before the clock starts
     time.sleep(max(0.0, start - time.time()))
     n, fails, lat = 0, 0, []
+    cpu0 = time.process_time()
     while time.time() < start + seconds:
         eps = 1e-3 + (i * 10**6 + n) * 1e-12  # a new question each time: computed and charged
         body = {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": eps}
@@ -110,7 +113,7 @@ def client(i, token, start, out):
         except Exception:
             fails += 1
         lat.append(time.perf_counter() - s)
-    out.put((n, fails, lat))
+    out.put((n, fails, lat, time.process_time() - cpu0))
 
 ctx = mp.get_context("fork")
 out = ctx.Queue()
@@ -121,6 +124,7 @@ res = [out.get(timeout=seconds + 600) for _ in procs]
 for p in procs: p.join()
 lat = sorted(x for r in res for x in r[2])
 print(json.dumps({"charges": sum(r[0] for r in res), "fails": sum(r[1] for r in res), "seconds": seconds,
+                  "client_cpu": sum(r[3] for r in res),
                   "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)]}))
 """
 _NATIONAL = r"""
@@ -129,7 +133,7 @@ src, url, tokens, cap = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float
 sys.path.insert(0, src)
 from sandbox._private.kernel.transport import Transport
 spec = {"estimator": "logistic_regression", "target": "registered_problematic_debt",
-        "features": ["income_band", "housing", "arrears_energy"], "params": {"max_iter": 100}}
+        "features": ["housing", "arrears_energy"], "params": {"max_iter": 100}}
 fits = []
 def fit(i):
     t = Transport(url, tokens[i], timeout=cap + 600)
@@ -231,6 +235,23 @@ class Vault:
                 self.proc.wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_pids(v: Vault) -> list[int]:
+    if v.label != "now":
+        return []
+    import httpx
+
+    health = httpx.get(v.url + "/v1/health", headers={"Authorization": f"Bearer {v.tokens['admin']}"}).json()
+    return [pid for lane in health["worker_pids"].values() for pid in lane]
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(len(s) * q))]
@@ -288,7 +309,12 @@ def figure_clients(work: Path, baseline: Path, policy: Path, small: Path, second
                 v.start(policy)
                 v.run(_WARM, v.tokens["a23"])
                 tokens = [v.tokens[f"a{i}"] for i in range(16)]
-                res[v.label] = v.run(_CLIENTS, json.dumps(tokens), str(seconds))
+                assert v.proc is not None
+                pids = _worker_pids(v)
+                vault0, workers0 = _cpu_seconds(v.proc.pid), sum(_cpu_seconds(p) for p in pids)
+                res[v.label] = r = v.run(_CLIENTS, json.dumps(tokens), str(seconds))
+                r["vault_cpu"] = _cpu_seconds(v.proc.pid) - vault0
+                r["worker_cpu"] = sum(_cpu_seconds(p) for p in pids) - workers0
             finally:
                 v.stop()
         rate = {k: r["charges"] / r["seconds"] for k, r in res.items()}
@@ -310,6 +336,25 @@ def figure_clients(work: Path, baseline: Path, policy: Path, small: Path, second
             "",
         )
         _row("   failed requests", str(res["today"]["fails"]), str(res["now"]["fails"]), "", "")
+        per = {
+            k: {w: 1e3 * r[f"{w}_cpu"] / max(r["charges"], 1) for w in ("vault", "worker", "client")}
+            for k, r in res.items()
+        }
+        _row(
+            "   CPU ms per charge: vault + workers + clients",
+            *(f"{c['vault']:.2f}+{c['worker']:.2f}+{c['client']:.2f}" for c in (per["today"], per["now"])),
+            "",
+            "",
+        )
+        cores = os.cpu_count() or 1
+        bound = {k: 1e3 * cores / max(sum(c.values()), 1e-9) for k, c in per.items()}
+        _row(
+            f"   bound from that CPU on {cores} idle cores (charges/s)",
+            f"{bound['today']:.0f}",
+            f"{bound['now']:.0f}",
+            "",
+            "",
+        )
         ok = ok and rate["now"] >= 500
     return ok
 

@@ -192,7 +192,9 @@ class ComputeService:
         if job.error is not None:
             raise job.error
         assert job.result is not None
-        return job.result
+        result = job.result
+        job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
+        return result
 
     def cancel(self, job: Job) -> None:
         """Stop a job of its owner (``DELETE /v1/jobs/{id}``); a finished job stays as it is."""

@@ -72,6 +72,11 @@ class Job:
         self.finished, self.ended_at = _now(), time.monotonic()
         self._done.set()
 
+    def compact(self) -> None:
+        """Keep only the result's id and sha256 (its answer went back to a waiting client; the ledger has it)."""
+        if self.result is not None and not self.detached:
+            self.result = {k: self.result.get(k) for k in ("id", "sha256", "dataset", "kind", "charged_epsilon")}
+
     @property
     def done(self) -> bool:
         return self._done.is_set()

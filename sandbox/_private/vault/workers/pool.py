@@ -3,8 +3,8 @@
 Two lanes, each with its own processes and queue, so a short query never waits behind a model fit:
 
 * ``query``: aggregate queries (``policy.workers.query_processes``, 0 = one per CPU core);
-* ``fit``: model fits and fairness audits (``fit_processes``), at a lower CPU priority (nice 10), so that on a busy
-  machine queries still get the cores first.
+* ``fit``: model fits and fairness audits (``fit_processes``), at the lowest CPU priority (nice 19, SCHED_BATCH), so
+  that on a busy machine a query still gets the cores first.
 
 Admission (:meth:`WorkerPool.admit`) happens before anything is charged: when every process of the lane is busy and
 its queue (``queue_per_lane``) is full the caller gets :class:`VaultBusyError` with ``retry_after`` (HTTP 503), and
@@ -49,7 +49,7 @@ from .worker import Task, worker_main
 __all__ = ["WorkerPool", "Slot", "LANES", "lane_of", "is_cancelled"]
 
 LANES = ("query", "fit")
-_FIT_NICE = 10
+_FIT_NICE = 19  # with SCHED_BATCH (worker.py): on a busy machine the query lane gets the cores first
 _PRELOAD = ["sandbox._private.vault.workers.worker", "sandbox._private.vault.dp.fairness_audit"]
 _BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _STOPPING = "The vault stopped during the computation; ask again when it is back."
@@ -268,28 +268,17 @@ class WorkerPool:
     def _release(self, slot: Slot) -> None:
         lane = self._lanes[slot.lane]
         lane.admitted -= 1
-        counter = lane.running_by if slot.running else self._waiting
-        counter[slot.analyst] -= 1
-        if counter[slot.analyst] <= 0:
-            del counter[slot.analyst]
+        _drop(lane.running_by if slot.running else self._waiting, slot.analyst)
         if slot.running:
             self._dispatch(lane)  # a job of this analyst that waited for its turn may start now
 
-    def _started(self, slot: Slot) -> None:
+    def _started(self, slot: Slot, started: bool = True) -> None:
+        """Count the slot's job as running (``started=False``: as waiting again, its worker having failed)."""
         lane = self._lanes[slot.lane]
-        self._waiting[slot.analyst] -= 1
-        if self._waiting[slot.analyst] <= 0:
-            del self._waiting[slot.analyst]
-        lane.running_by[slot.analyst] += 1
-        slot.running = True
-
-    def _unstart(self, slot: Slot) -> None:
-        lane = self._lanes[slot.lane]
-        lane.running_by[slot.analyst] -= 1
-        if lane.running_by[slot.analyst] <= 0:
-            del lane.running_by[slot.analyst]
-        self._waiting[slot.analyst] += 1
-        slot.running = False
+        source, target = (self._waiting, lane.running_by) if started else (lane.running_by, self._waiting)
+        _drop(source, slot.analyst)
+        target[slot.analyst] += 1
+        slot.running = started
 
     def _next(self, lane: _Lane) -> _Pending | None:
         """Take the first waiting job whose analyst runs fewer than ``max_running_per_analyst`` jobs in the lane."""
@@ -382,7 +371,7 @@ class WorkerPool:
                 worker.conn.send((pending.job_id, pending.task))
             except (OSError, ValueError):  # the worker's pipe broke: another worker takes the job
                 worker.pending, pending.worker = None, None
-                self._unstart(pending.slot)
+                self._started(pending.slot, started=False)
                 lane.queue.appendleft(pending)
                 self._stop(worker)
                 continue
@@ -494,6 +483,12 @@ class WorkerPool:
 
     def worker_pids(self) -> dict[str, list[int]]:
         return {name: [w.process.pid for w in lane.workers] for name, lane in self._lanes.items()}
+
+
+def _drop(counter: collections.Counter[str], analyst: str) -> None:
+    counter[analyst] -= 1
+    if counter[analyst] <= 0:
+        del counter[analyst]
 
 
 def _busy(message: str, status: int, retry_after: int) -> VaultBusyError:

@@ -109,6 +109,8 @@ def worker_main(conn: Connection, policy: Policy, cache_root: str, nice: int) ->
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a job stopped by SIGXCPU leaves no core file of rows
     if nice:
         os.nice(nice)
+        with contextlib.suppress(AttributeError, OSError):  # Linux: CPU-bound batch work, preempted by queries
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
