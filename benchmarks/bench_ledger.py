@@ -137,8 +137,10 @@ def _target(backend: str, work: Path, pg: _Postgres | None, label: str) -> str:
     return str(d / "ledger.sqlite")
 
 
-def _run(src: Path, target: str, processes: int, threads: int, seconds: float, journal: str) -> float:
+def _run(src: Path, target: str, processes: int, threads: int, seconds: float, journal: str) -> tuple[float, float]:
+    """Charges per second, and the clients' CPU milliseconds per charge (the database server's not included)."""
     subprocess.run([sys.executable, "-c", _SETUP, str(src), target], check=True)
+    cpu0 = _children_cpu()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(src), target, str(seconds), f"p{i}", str(threads), journal],
@@ -161,7 +163,14 @@ def _run(src: Path, target: str, processes: int, threads: int, seconds: float, j
         if p.returncode != 0:
             raise SystemExit(f"a benchmark client failed (exit {p.returncode})")
         total += int(json.loads(out))
-    return total / seconds
+    return total / seconds, (_children_cpu() - cpu0) / max(total, 1) * 1e3
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _fdatasync_rate(folder: Path, seconds: float = 1.0) -> float:
@@ -197,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backends.split(","):
             before = None
             if base is not None:
-                before = _run(base, _target(backend, work, pg, "base"), args.processes, 1, args.seconds, "-")
-                print(f"{backend:10s} {args.baseline:>8s}   {args.processes} processes: {before:8.0f} charges/s")
+                before, cpu = _run(base, _target(backend, work, pg, "base"), args.processes, 1, args.seconds, "-")
+                print(
+                    f"{backend:10s} {args.baseline:>15s}   {args.processes} processes x 1 thread: "
+                    f"{before:6.0f} charges/s  (client CPU {cpu:.2f} ms/charge)"
+                )
             for variant in args.variants.split(","):
                 procs, threads = (1, args.processes) if variant.endswith("threads") else (args.processes, 1)
                 journal = "-"
@@ -206,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
                     (work / f"j-{backend}-{variant}").mkdir()
                     journal = str(work / f"j-{backend}-{variant}" / "audit.jsonl")
                 label = f"{backend}-{variant}"
-                rate = _run(ROOT, _target(backend, work, pg, label), procs, threads, args.seconds, journal)
+                rate, cpu = _run(ROOT, _target(backend, work, pg, label), procs, threads, args.seconds, journal)
                 ratio = f"  {rate / before:5.1f}x {args.baseline}" if before else ""
                 shape = f"{procs} process{'es' if procs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}"
                 verdict = "ok" if rate >= TARGET else f"BELOW {TARGET:.0f}"
-                print(f"{backend:10s} {variant:>8s}   {shape}: {rate:8.0f} charges/s{ratio}  [{verdict}]")
+                print(
+                    f"{backend:10s} {variant:>15s}   {shape}: {rate:6.0f} charges/s{ratio}  [{verdict}]"
+                    f"  (client CPU {cpu:.2f} ms/charge)"
+                )
                 worst = max(worst, 0 if rate >= TARGET else 1)
     finally:
         if pg is not None:

@@ -1,5 +1,6 @@
-"""System tests of budget enforcement through real vault processes: exhaustion, a 16-process race over HTTP,
-SIGKILL in the middle of queries, and the ledger on a real PostgreSQL server."""
+"""System tests of budget enforcement through real vault processes: exhaustion, a 16-process race over HTTP
+spread over the three tables of one population, SIGKILL in the middle of queries, and the ledger on a real
+PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def small_budget(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def small_vault(vault_factory: Callable[..., VaultProcess], small_population: Path, small_budget: Path) -> VaultProcess:
-    """One vault for the budget tests: exhaustion uses households, the race uses persons."""
+    """A vault whose population (households, persons, signals) has one budget of 1.0."""
     return _start(vault_factory, small_population, small_budget)
 
 
@@ -56,8 +57,17 @@ def test_budget_exhaustion_names_requested_remaining_and_shortfall(small_vault: 
     assert r.status_code == 409
     assert r.json()["error"] == "BudgetExceededError"
     assert "requested ε=0.3, remaining ε=0.1, short by 0.2" in r.json()["message"]
-    assert "smaller epsilon" in r.json()["message"]
+    assert "smaller epsilon" in r.json()["message"] and "privacy officer" in r.json()["message"]
+    assert "regist" not in r.json()["message"]
     assert before == after and after["epsilon_spent"] == pytest.approx(0.9)
+    assert after["population"] == "population" and after["tables"] == ["households", "persons", "signals"]
+
+
+_RACE = [
+    {"dataset": "persons", "kind": "sum", "column": "income"},
+    {"dataset": "households", "kind": "count", "by": ["urbanisation"]},
+    {"dataset": "signals", "kind": "count"},
+]
 
 
 def _race_one(url: str, token: str, i: int, barrier: Any, out: Any) -> None:
@@ -66,12 +76,12 @@ def _race_one(url: str, token: str, i: int, barrier: Any, out: Any) -> None:
         url + "/v1/query",
         headers={"Authorization": f"Bearer {token}"},
         timeout=120,
-        json={"dataset": "persons", "kind": "sum", "column": "income", "epsilon": 0.1 + i * 1e-9},
+        json={**_RACE[i % 3], "epsilon": 0.1 + i * 1e-9},
     )
     out.put((r.status_code, r.json().get("charged_epsilon")))
 
 
-def test_sixteen_processes_racing_never_overspend(small_vault: VaultProcess) -> None:
+def test_sixteen_processes_over_three_tables_never_overspend_the_population(small_vault: VaultProcess) -> None:
     v = small_vault
     token = v.token()
     with v.client() as c:
@@ -87,13 +97,14 @@ def test_sixteen_processes_racing_never_overspend(small_vault: VaultProcess) -> 
         p.join(timeout=60)
     statuses = sorted(s for s, _ in results)
     ledger = Ledger(v.layout.ledger)
-    charges = ledger.charges("persons")
+    charges = ledger.charges()
     spent = sum(ch.epsilon for ch in charges)
     assert set(statuses) <= {200, 409}
     wins = statuses.count(200)
     assert wins == 4  # 0.5 left buys four of 0.1 + i·1e-9 (the fifth would need a little more than remains)
-    assert spent <= 1.0 + 1e-9
-    assert len(charges) == 1 + wins
+    assert spent <= 1.0 + 1e-9 and ledger.budget(ledger.dataset("signals")).epsilon_spent == pytest.approx(spent)
+    assert len(charges) == 1 + wins and ledger.kept_charges() == []
+    assert {ch.dataset for ch in charges[1:]} <= {"persons", "households", "signals"}
 
 
 def test_sigkill_mid_queries_leaves_ledger_consistent(
@@ -144,16 +155,21 @@ def test_sigkill_mid_queries_leaves_ledger_consistent(
         ch.verify()  # every charge row carries its answer, and the answer its hash
         assert ch.public_json.startswith("{") and ch.epsilon > 0
     assert set(answered) <= {ch.id for ch in charges}  # every answer returned was charged first
+    kept = ledger.kept_charges("persons")  # computations the kill interrupted: their charges stay spent
     status = ledger.budget(ledger.dataset("persons"))
-    assert status.epsilon_spent == pytest.approx(sum(ch.epsilon for ch in charges))
+    assert status.epsilon_spent == pytest.approx(sum(ch.epsilon for ch in charges) + sum(k.epsilon for k in kept))
     assert status.answers == len(charges)
 
-    v.start()  # restart on the same ledger
+    v.start()  # restart on the same ledger: its startup keeps the pending charges of the dead vault as failed
     with v.client() as c:
         r = c.post("/v1/query", json={"dataset": "persons", "kind": "count", "epsilon": 0.5})
         b = c.get("/v1/budget/persons").json()
     assert r.status_code == 200
     assert b["epsilon_spent"] == pytest.approx(status.epsilon_spent + 0.5)
+    assert Ledger(v.layout.ledger).kept_charges(state="pending") == []
+    from sandbox.cli import main
+
+    assert main(["verify", "--workspace", str(v.workspace)]) == 0
 
 
 def test_ledger_on_postgresql_through_the_vault(

@@ -50,7 +50,7 @@ def test_dataset_add_parquet_and_csv_copies_and_versions(tmp_path: Path, capsys:
         capsys, "dataset", "add", "households", str(tmp_path / "hh.parquet"), "--schema", str(schema), "--workspace", ws
     )
     assert code == 0, err
-    assert out.startswith("registered households v1  ε budget 10")
+    assert out.startswith("registered households v1 in population households (tables households): ε budget 10")
     code, out, err = _run(
         capsys, "dataset", "add", "households", str(tmp_path / "hh.csv"), "--schema", str(schema), "--workspace", ws
     )
@@ -61,9 +61,9 @@ def test_dataset_add_parquet_and_csv_copies_and_versions(tmp_path: Path, capsys:
     assert (v2 / "data.csv").read_bytes() == (tmp_path / "hh.csv").read_bytes()
     assert json.loads((v1 / "schema.json").read_text())["name"] == "households"
     code, out, _ = _run(capsys, "dataset", "list", "--workspace", ws)
-    assert code == 0 and out.startswith("households\tv2\tε budget 10")
+    assert code == 0 and out.startswith("households\tv2\tpopulation households")
     code, out, _ = _run(capsys, "budget", "households", "--workspace", ws)
-    assert code == 0 and "households v2: ε spent 0 of 10 (remaining 10)" in out
+    assert code == 0 and "households v2 (population households: households): ε spent 0 of 10 (remaining 10)" in out
 
 
 def test_dataset_add_refuses_bad_input_and_names_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -113,10 +113,16 @@ def test_add_population_registers_three_tables_never_ground_truth(
     ws = str(tmp_path / "ws")
     code, _, err = _run(capsys, "dataset", "add-population", str(population), "--workspace", ws)
     assert code == 0, err
-    names = [d.name for d in Ledger(WorkspaceLayout(Path(ws).resolve()).ledger).datasets()]
+    ledger = Ledger(WorkspaceLayout(Path(ws).resolve()).ledger)
+    names = [d.name for d in ledger.datasets()]
     assert names == ["households", "persons", "signals"]
+    assert [(p.name, p.tables) for p in ledger.populations()] == [("population", ("households", "persons", "signals"))]
     code, _, err = _run(capsys, "dataset", "add-population", str(tmp_path), "--workspace", ws)
     assert code == 2 and "is not a generated population" in err
+    code, _, err = _run(
+        capsys, "dataset", "add-population", str(population), "--workspace", ws, "--population", "other"
+    )
+    assert code == 2 and "belong to population 'population'" in err and "cannot move to 'other'" in err
 
 
 def test_generated_population_registers_and_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,6 +134,9 @@ def test_generated_population_registers_and_answers(tmp_path: Path, capsys: pyte
     code, out, err = _run(capsys, "dataset", "add-population", str(pop), "--workspace", str(ws))
     assert code == 0, err
     assert [line.split()[1] for line in out.splitlines()] == ["households", "persons", "signals"]
+    assert out.splitlines()[-1].endswith(
+        "in population population (tables households, persons, signals): ε budget 10, spent 0"
+    )
     layout = WorkspaceLayout(ws.resolve())
     assert not any("ground_truth" in str(p) for p in layout.data.rglob("*"))
     for table in ("households", "persons", "signals"):

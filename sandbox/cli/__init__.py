@@ -22,6 +22,7 @@ _COMMANDS: dict[str, str] = {
     "dataset": "._dataset:dataset",
     "demo": "._demo:demo",
     "lab": "._study:lab",
+    "ledger": "._ledger:ledger",
     "policy": "._policy:policy",
     "rerun": "._study:rerun",
     "review": "._review:review",

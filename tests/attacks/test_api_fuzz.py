@@ -126,7 +126,10 @@ def _queries() -> st.SearchStrategy[dict[str, Any]]:
 
 
 def _spent_all(c: httpx.Client) -> float:
-    return sum(float(c.get(f"/v1/budget/{d}").json()["epsilon_spent"]) for d in ("households", "persons", "signals"))
+    budgets = [c.get(f"/v1/budget/{d}").json() for d in ("households", "persons", "signals")]
+    return sum(
+        {b.get("population", b["dataset"]): float(b["epsilon_spent"]) for b in budgets}.values()
+    )  # one per population
 
 
 def _fuzz_queries(vault: Any, examples: int, attack_figure: Callable[[str], None]) -> None:

@@ -27,7 +27,8 @@ from sandbox._private.shared.schema import TableSchema
 
 from .dp.engine import Checked, DPEngine
 from .dp.tabledata import TableData
-from .ledger.ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .ledger.ledger import CHARGE_EVENT, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
+from .outbox.journal import AuditLog, GroupAppender, read_entries
 from .registry import DatasetRegistry
 from .tokens import TokenInfo, TokenStore
 
@@ -82,8 +83,15 @@ class VaultService:
     _tables: dict[tuple[str, int], TableData] = field(default_factory=dict, init=False, repr=False)
     _tables_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    recovered: list[str] = field(default_factory=list, init=False)
+
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.layout.tokens)
+        # every finalised or failed charge is journalled (keyed, group-committed) before it is returned
+        journal = AuditLog(self.layout.journal)
+        self.ledger.attach_journal(GroupAppender(journal))
+        journal.recover()  # a torn last line (crash during an append) is repaired before anything is appended
+        self.recovered = self.ledger.recover(lambda: _journalled_charges(self.layout))
 
     @property
     def registry(self) -> DatasetRegistry:
@@ -218,6 +226,11 @@ class VaultService:
 def _parsed_schema(schema_json: str) -> TableSchema:
     """Parse the schema of a registered table once (a registered schema never changes: it is hashed)."""
     return TableSchema.from_json(schema_json)
+
+
+def _journalled_charges(layout: WorkspaceLayout) -> set[str]:
+    """Ids of the charges in the journal (read only when a crash may have left one out)."""
+    return {str(e.payload.get("id")) for e in read_entries(layout.journal) if e.type == CHARGE_EVENT}
 
 
 def _mechanism(answer: Any, fallback: str) -> str:

@@ -288,7 +288,7 @@ class ReleaseService:
 
     def verify(self) -> VerifyReport:
         """Verify the audit log (against the ledger's anchor) and the outbox."""
-        return verify_workspace(self.layout.workspace, self.anchor())
+        return verify_workspace(self.layout.workspace, self.anchor(), ledger_url=self.ledger.db.url)
 
 
 def _now() -> str:

@@ -121,24 +121,57 @@ class JournalledCharges:
             One line per action taken.
         """
         actions: list[str] = []
+        dead = [
+            r for r in self.db.read("SELECT id, owner FROM reservations WHERE state = 'pending'")
+            if owner_alive(str(r[1])) is False
+        ]  # fmt: skip
+        unsure = [r for r in self.db.read("SELECT id, owner FROM journal_pending") if owner_alive(str(r[1])) is False]
+        if not dead and not unsure:
+            return actions  # the usual start: nothing to repair, nothing written
+        abandoned: list[str] = []
         with self.db.transaction() as tx:
             self._drain(tx)
             for rid, owner in tx.execute("SELECT id, owner FROM reservations WHERE state = 'pending'"):
                 if owner_alive(str(owner)) is False and tx.execute(*self._abandon_sql(str(rid))):
                     self._mark_for_journal(tx, str(rid), process_owner(), in_charges=False)
+                    abandoned.append(str(rid))
                     actions.append(f"kept the charge of {rid} as failed: its process ended before it was answered")
             orphans = [
                 str(i) for i, o in tx.execute("SELECT id, owner FROM journal_pending") if owner_alive(str(o)) is False
             ]
-        if self.journal is not None and orphans:
+        if self.journal is None:
+            return actions
+        missing: list[str] = []
+        if orphans:
             logged = journalled_ids() if journalled_ids is not None else set()
             missing = [i for i in orphans if i not in logged]
-            events = [self._event_of(i) for i in missing]
-            self._journal([e for e in events if e is not None], orphans)
             actions += [f"journalled charge {i}, which a crash had left out of the journal" for i in missing]
-            with self.db.transaction() as tx:
-                self._drain(tx)
+        events = [self._event_of(i) for i in abandoned + missing]
+        self._journal([e for e in events if e is not None], abandoned + orphans)
+        with self.db.transaction() as tx:
+            self._drain(tx)
         return actions
+
+    def journal_unlogged(self, journal: ChargeJournal) -> int:
+        """Journal every stored answer not journalled yet (a ledger from before journalling); return how many."""
+        from .store import CHARGE_COLS
+
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(
+                f"SELECT {CHARGE_COLS} FROM charges WHERE id NOT IN (SELECT id FROM gate_logged_charges) "
+                "ORDER BY created, id"
+            )
+            populations = {
+                (str(r[0]), int(r[1])): str(r[2]) for r in tx.execute("SELECT name, version, population FROM datasets")
+            }
+        records = [ChargeRecord(*r) for r in rows]
+        if not records:
+            return 0
+        journal.append_many([charge_event(r, populations[(r.dataset, r.version)]) for r in records])
+        with self.db.transaction() as tx:
+            for r in records:
+                tx.send("INSERT INTO gate_logged_charges (id) VALUES (?)", (r.id,))
+        return len(records)
 
     def _event_of(self, charge_id: str) -> tuple[str, str, dict[str, Any]] | None:
         try:

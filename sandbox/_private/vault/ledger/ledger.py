@@ -160,6 +160,8 @@ class Ledger(LedgerStore, JournalledCharges):
             created=_now(),
             epsilon_remaining=0.0,
         )
+        if self.db.backend == "postgresql":
+            return self._reserve_pg(res, dataset, analyst_limit)
         try:
             with self.db.transaction(hot=True) as tx:
                 self._drain(tx)
@@ -200,6 +202,40 @@ class Ledger(LedgerStore, JournalledCharges):
                 raise self._pending_error(dataset) from None
             raise
         return replace(res, epsilon_remaining=max(0.0, float(remaining[0][0])))
+
+    def _reserve_pg(
+        self, res: Reservation, dataset: DatasetRecord, analyst_limit: float | None
+    ) -> Reservation | ChargeOutcome:
+        """Reserve on PostgreSQL: one server-side call and its COMMIT, sent together (see ``schema.PG_RESERVE``)."""
+        try:
+            with self.db.transaction(hot=True) as tx:
+                self._drain(tx)
+                got = tx.send(
+                    "SELECT outcome, remaining FROM sandbox_ledger_reserve("
+                    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
+                        res.epsilon, res.delta, res.analyst, res.run_id, res.owner, res.created, analyst_limit,
+                        _EPS_TOL, _DELTA_TOL,
+                    ),
+                )  # fmt: skip
+        except Exception as exc:
+            if self.db.is_unique_violation(exc):
+                raise self._pending_error(dataset) from None
+            refused = str(getattr(getattr(exc, "diag", None), "message_primary", "") or "")
+            if refused in ("sandbox:analyst", "sandbox:population"):
+                with self.db.transaction(write=False) as tx:  # the figures for the message, after the rollback
+                    if refused == "sandbox:analyst":
+                        assert analyst_limit is not None
+                        self._refuse_analyst(tx, res.population, res.analyst, analyst_limit, res.epsilon)
+                    self._refuse(tx, res.population, res.epsilon, res.delta)
+            raise
+        outcome, remaining = got()[0]
+        if outcome == "answered":
+            stored = self._stored(dataset, res.query_key)
+            assert stored is not None  # answers are never deleted
+            return stored
+        return replace(res, epsilon_remaining=max(0.0, float(remaining)))
 
     def finalise(self, reservation: Reservation, answer: ComputedAnswer) -> ChargeOutcome:
         """Store the answer of a reserved charge; return it once it is durable (and journalled).

@@ -119,11 +119,8 @@ class ChargeOutcome:
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """A charge reserved before computing: it already counts as spent, and stays spent if the computation fails.
-
-    ``epsilon_remaining`` is the population's remaining ε right after this reservation.
-    """
+class _Charge:
+    """What every charge holds, answered or not: who asked what of which table, and the ε and δ it spends."""
 
     id: str
     population: str
@@ -136,26 +133,24 @@ class Reservation:
     delta: float
     analyst: str
     run_id: str | None
+
+
+@dataclass(frozen=True)
+class Reservation(_Charge):
+    """A charge reserved before computing: it already counts as spent, and stays spent if the computation fails.
+
+    ``epsilon_remaining`` is the population's remaining ε right after this reservation.
+    """
+
     owner: str
     created: str
     epsilon_remaining: float
 
 
 @dataclass(frozen=True)
-class KeptCharge:
+class KeptCharge(_Charge):
     """A charge without a stored answer: ``pending`` (being computed, or its vault died) or ``failed`` (kept)."""
 
-    id: str
-    population: str
-    dataset: str
-    version: int
-    kind: str
-    query_key: str
-    query_json: str
-    epsilon: float
-    delta: float
-    analyst: str
-    run_id: str | None
     state: str
     owner: str
     reason: str | None

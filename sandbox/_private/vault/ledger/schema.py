@@ -22,7 +22,16 @@ from sandbox._private.shared.errors import SandboxError
 
 from .db import LedgerDB, Tx
 
-__all__ = ["SCHEMA_VERSION", "LedgerSchemaError", "ensure_schema", "table_names", "DDL", "migrate_hint"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "LedgerSchemaError",
+    "ensure_schema",
+    "schema_version",
+    "table_names",
+    "DDL",
+    "PG_RESERVE",
+    "migrate_hint",
+]
 
 SCHEMA_VERSION = 2
 
@@ -62,6 +71,45 @@ DDL: tuple[str, ...] = (
 )
 
 
+#: PostgreSQL: the reservation as one server-side call, so the population's row lock is held from its UPDATE to
+#: the COMMIT queued behind it, never across a round trip to the vault. Same steps as the SQLite path of
+#: ``Ledger.reserve``: stored answer? pending row (the unique index refuses a twin), analyst's total, population's.
+PG_RESERVE = """CREATE OR REPLACE FUNCTION sandbox_ledger_reserve(
+    p_id text, p_population text, p_dataset text, p_version integer, p_kind text, p_query_key text,
+    p_query_json text, p_epsilon double precision, p_delta double precision, p_analyst text, p_run_id text,
+    p_owner text, p_created text, p_limit double precision, p_tol double precision, p_dtol double precision)
+RETURNS TABLE (outcome text, remaining double precision) LANGUAGE plpgsql AS $$
+DECLARE
+    within boolean := false;
+BEGIN
+    PERFORM 1 FROM charges WHERE dataset = p_dataset AND version = p_version AND query_key = p_query_key;
+    IF FOUND THEN
+        outcome := 'answered'; RETURN NEXT; RETURN;
+    END IF;
+    INSERT INTO reservations (id, population, dataset, version, kind, query_key, query_json, epsilon, delta,
+        analyst, run_id, state, owner, reason, created, finished)
+    VALUES (p_id, p_population, p_dataset, p_version, p_kind, p_query_key, p_query_json, p_epsilon, p_delta,
+        p_analyst, p_run_id, 'pending', p_owner, NULL, p_created, NULL);
+    IF p_limit IS NULL OR p_epsilon <= p_limit + p_tol THEN
+        INSERT INTO analyst_spend AS a (population, analyst, epsilon_spent) VALUES (p_population, p_analyst, p_epsilon)
+        ON CONFLICT (population, analyst) DO UPDATE SET epsilon_spent = a.epsilon_spent + excluded.epsilon_spent
+        WHERE p_limit IS NULL OR a.epsilon_spent + excluded.epsilon_spent <= p_limit + p_tol;
+        within := FOUND;
+    END IF;
+    IF NOT within THEN
+        RAISE EXCEPTION 'sandbox:analyst';
+    END IF;
+    UPDATE populations SET epsilon_spent = epsilon_spent + p_epsilon, delta_spent = delta_spent + p_delta
+    WHERE name = p_population AND epsilon_spent + p_epsilon <= epsilon_budget + p_tol
+        AND delta_spent + p_delta <= delta_budget + p_dtol
+    RETURNING epsilon_budget - epsilon_spent INTO remaining;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sandbox:population';
+    END IF;
+    outcome := 'reserved'; RETURN NEXT;
+END $$"""
+
+
 class LedgerSchemaError(SandboxError):
     """The ledger database has another schema than this sandbox writes; the message names the migration."""
 
@@ -85,7 +133,7 @@ def table_names(tx: Tx) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def _version(tx: Tx) -> int | None:
+def schema_version(tx: Tx) -> int | None:
     """Return the schema version of the database: ``None`` for an empty one, 1 for a ledger from before populations."""
     tables = table_names(tx)
     if "ledger_meta" in tables:
@@ -103,8 +151,14 @@ def ensure_schema(db: LedgerDB) -> None:
         The ledger was written by an older sandbox (schema 1: a budget per table version) or a newer one.
     """
     with db.transaction(write=False) as tx:
-        version = _version(tx)
+        version = schema_version(tx)
+        has_function = tx.backend == "sqlite" or bool(
+            tx.execute("SELECT 1 FROM pg_proc WHERE proname = 'sandbox_ledger_reserve'")
+        )
     if version == SCHEMA_VERSION:
+        if not has_function:
+            with db.transaction() as tx:
+                tx.execute(PG_RESERVE)
         return
     if version is not None and version < SCHEMA_VERSION:
         raise LedgerSchemaError(
@@ -119,7 +173,9 @@ def ensure_schema(db: LedgerDB) -> None:
             "upgrade the sandbox to use it."
         )
     with db.transaction() as tx:
-        if _version(tx) is None:  # another process may have created it meanwhile
+        if schema_version(tx) is None:  # another process may have created it meanwhile
             for stmt in DDL:
                 tx.execute(stmt)
+            if tx.backend == "postgresql":
+                tx.execute(PG_RESERVE)
             tx.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -1,15 +1,19 @@
-"""``sandbox verify``: recompute the audit log's hash chain and every outbox hash, name the first broken link.
+"""``sandbox verify``: the journal's chain and MACs, every outbox hash, and the ledger against the journal.
 
 The workspace layout used by the gate::
 
-    <workspace>/vault/audit.jsonl   the hash-chained audit log (vault only)
+    <workspace>/vault/audit.jsonl   the hash-chained, keyed journal (vault only)
+    <workspace>/vault/journal.key   the journal's HMAC key (mode 0600, the vault's OS user only)
     <workspace>/vault/ledger.sqlite the ledger database; table gate_anchor holds the head (seq, hash) of the log
     <workspace>/vault/audit.head    the same head as a small file (for a PostgreSQL ledger, or no ledger at all)
     <workspace>/outbox/<release>/   released files + manifest.json
 
-The log is checked first (a broken log makes every later entry untrustworthy), then every release folder
-against its manifest and against the log's ``release`` events, then the head anchored in the ledger (so a
-log whose tail was cut off is caught).
+The log is checked first (a broken log makes every later entry untrustworthy): chain, MACs under the key, and
+the head anchored in the ledger (so a log whose tail was cut off is caught). Then every release folder against
+its manifest and the log's ``release`` events. Then the ledger against the log
+(:mod:`sandbox._private.vault.ledger.crosscheck`): a ledger restored from an older copy, missing charges the
+journal logged, fails and names them. The head printed (seq and full hash) is what an operator keeps with each
+backup and compares on restore (``--head-seq``/``--head-hash``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox._private.shared.layout import WorkspaceLayout
+from sandbox._private.vault.ledger.crosscheck import LedgerCheck, check_ledger
 
 from .files import RELEASE_EVENT, OutboxProblem, unfinished, verify_outbox
 from .journal import Head, LogReport, read_entries, verify_log
@@ -75,36 +80,62 @@ class VerifyReport:
     outbox: tuple[OutboxProblem, ...]
     releases: int
     unfinished: tuple[str, ...]
+    ledger: LedgerCheck | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether the log, the anchor and the outbox all check out."""
-        return self.log.ok and not self.outbox
+        """Whether the log, the anchor, the outbox and the ledger all check out."""
+        return self.log.ok and not self.outbox and (self.ledger is None or self.ledger.ok)
 
     @property
     def first_problem(self) -> str | None:
-        """Return the first broken link (the log's before the outbox's), or ``None``."""
+        """Return the first broken link (the log's, then the outbox's, then the ledger's), or ``None``."""
         if self.log.problem is not None:
             return f"audit log {self.log.path}: {self.log.problem}"
-        return str(self.outbox[0]) if self.outbox else None
+        if self.outbox:
+            return str(self.outbox[0])
+        if self.ledger is not None and self.ledger.problems:
+            return f"ledger {self.ledger.target}: {self.ledger.problems[0]}"
+        return None
 
     def lines(self) -> list[str]:
         """Return a human summary, one line per fact, problems last."""
+        head = self.log.head
         out = [
             f"audit log: {self.log.entries} valid entries"
-            + (f", head seq {self.log.head.seq} {self.log.head.hash[:16]}" if self.log.head else ""),
+            + (f", head seq {head.seq} {head.hash}" if head else "")
+            + (" (keyed)" if self.log.keyed else ""),
             f"outbox: {self.releases} releases",
         ]
+        if self.ledger is not None:
+            out += self.ledger.lines()
         out += [f"note: unfinished release folder {n} (removed when the vault starts)" for n in self.unfinished]
         if self.log.problem is not None:
             out.append(f"BROKEN audit log {self.log.path}: {self.log.problem}")
         out += [f"BROKEN {p}" for p in self.outbox]
+        if self.ledger is not None:
+            out += [f"BROKEN ledger {self.ledger.target}: {p}" for p in self.ledger.problems]
+        if head is not None and self.ok:
+            out.append(f"keep with your backup: --head-seq {head.seq} --head-hash {head.hash}")
         out.append("ok" if self.ok else f"FAILED: first broken link: {self.first_problem}")
         return out
 
 
-def verify_workspace(workspace: str | Path, expected_head: Head | None = None) -> VerifyReport:
-    """Verify the audit log and the outbox of a workspace.
+def ledger_location(layout: WorkspaceLayout, ledger_url: str | None = None) -> str:
+    """Return the workspace's ledger: the URL given, else the one the vault remembers, else its SQLite file."""
+    if ledger_url:
+        return ledger_url
+    try:
+        remembered = json.loads(layout.config.read_text(encoding="utf-8")).get("ledger_url")
+    except (OSError, ValueError, AttributeError):
+        remembered = None
+    return str(remembered) if remembered else str(layout.ledger)
+
+
+def verify_workspace(
+    workspace: str | Path, expected_head: Head | None = None, *, ledger_url: str | None = None, ledger: bool = True
+) -> VerifyReport:
+    """Verify the journal, the outbox and the ledger of a workspace.
 
     Parameters
     ----------
@@ -113,6 +144,10 @@ def verify_workspace(workspace: str | Path, expected_head: Head | None = None) -
     expected_head : Head, optional
         The head anchored in the ledger database. ``None`` uses the furthest of the SQLite ledger's
         ``gate_anchor`` and ``vault/audit.head``, when they exist.
+    ledger_url : str, optional
+        The ledger to check against the journal (default: the workspace's, see :func:`ledger_location`).
+    ledger : bool
+        Check the ledger against the journal (``False``: journal and outbox only).
 
     Returns
     -------
@@ -126,6 +161,8 @@ def verify_workspace(workspace: str | Path, expected_head: Head | None = None) -
     entries = read_entries(layout.journal)[: log.entries] if not log.ok else read_entries(layout.journal)
     problems = verify_outbox(layout.outbox, entries)
     releases = sum(1 for e in entries if e.type == RELEASE_EVENT)
+    checked = check_ledger(ledger_location(layout, ledger_url), entries) if ledger else None
     return VerifyReport(
-        str(layout.workspace), log, tuple(problems), releases, tuple(p.name for p in unfinished(layout.outbox))
-    )
+        str(layout.workspace), log, tuple(problems), releases, tuple(p.name for p in unfinished(layout.outbox)),
+        checked,
+    )  # fmt: skip
