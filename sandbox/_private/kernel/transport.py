@@ -158,8 +158,13 @@ class Transport:
         return self._send("DELETE", path)
 
     def charge(self, path: str, body: Mapping[str, Any], *, timeout: Any = _DEFAULT) -> Any:
-        """POST a request whose answer the ledger charges, and record the charge for the display and run log."""
-        return self.record(self.post(path, body, timeout=timeout))
+        """POST a request whose answer the ledger charges, and record the charge for the display and run log.
+
+        By default it waits as long as the vault computes: the vault's policy bounds every computation's wall time,
+        and a client that gave up earlier would cancel the computation and lose its (kept) charge.
+        """
+        wait = httpx.Timeout(None, connect=30.0) if timeout is _DEFAULT else timeout
+        return self.record(self.post(path, body, timeout=wait))
 
     @staticmethod
     def record(payload: Any) -> Any:

@@ -20,7 +20,7 @@ from sandbox._private.shared.schema import TableSchema
 
 from .jobs import Job
 from .results import AuditResult, DPResult, FittedModel, QueryCost
-from .transport import NO_TIMEOUT, Transport
+from .transport import Transport
 
 __all__ = ["connect", "Workspace", "Dataset"]
 
@@ -212,7 +212,7 @@ class Dataset:
         if not wait:
             view = self._t.post("/v1/fit", body, params={"wait": "false"})
             return Job(self._t, view, lambda payload: FittedModel.from_payload(payload)._bind(self._t))
-        payload = self._t.charge("/v1/fit", body, timeout=NO_TIMEOUT)  # the vault's policy bounds its wall time
+        payload = self._t.charge("/v1/fit", body)  # waits as long as the vault fits: its policy bounds the wall time
         return FittedModel.from_payload(payload)._bind(self._t)
 
     def cost(
