@@ -60,10 +60,11 @@ def run(t):
         n += 1
     counts.append(n)
 
+cpu = time.process_time()
 ts = [threading.Thread(target=run, args=(i,)) for i in range(int(threads))]
 for t in ts: t.start()
 for t in ts: t.join()
-print(json.dumps(sum(counts)))
+print(json.dumps([sum(counts), time.process_time() - cpu]))
 """
 
 _SETUP = r"""
@@ -138,9 +139,8 @@ def _target(backend: str, work: Path, pg: _Postgres | None, label: str) -> str:
 
 
 def _run(src: Path, target: str, processes: int, threads: int, seconds: float, journal: str) -> tuple[float, float]:
-    """Charges per second, and the clients' CPU milliseconds per charge (the database server's not included)."""
+    """Charges per second, and the clients' CPU milliseconds per charge while charging (not the server's)."""
     subprocess.run([sys.executable, "-c", _SETUP, str(src), target], check=True)
-    cpu0 = _children_cpu()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(src), target, str(seconds), f"p{i}", str(threads), journal],
@@ -157,20 +157,14 @@ def _run(src: Path, target: str, processes: int, threads: int, seconds: float, j
         assert p.stdin is not None
         p.stdin.write(f"{start}\n")
         p.stdin.flush()
-    total = 0
+    total, cpu = 0, 0.0
     for p in procs:
         out, _ = p.communicate(timeout=600)
         if p.returncode != 0:
             raise SystemExit(f"a benchmark client failed (exit {p.returncode})")
-        total += int(json.loads(out))
-    return total / seconds, (_children_cpu() - cpu0) / max(total, 1) * 1e3
-
-
-def _children_cpu() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+        n, used = json.loads(out)
+        total, cpu = total + int(n), cpu + float(used)
+    return total / seconds, cpu / max(total, 1) * 1e3
 
 
 def _fdatasync_rate(folder: Path, seconds: float = 1.0) -> float:

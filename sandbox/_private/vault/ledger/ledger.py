@@ -23,6 +23,7 @@ synchronous convenience) waits for the first one and returns its stored answer.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +65,8 @@ __all__ = [
     "CHARGE_EVENT",
     "charge_event",
 ]
+
+log = logging.getLogger("sandbox.vault")
 
 _EPS_TOL = 1e-9  # float slack when comparing running totals with a budget
 _DELTA_TOL = 1e-15
@@ -196,7 +199,7 @@ class Ledger(LedgerStore, JournalledCharges):
                 if not remaining:
                     self._refuse(tx, population, res.epsilon, res.delta)
         except _Answered as got:
-            return ChargeOutcome(got.record, True, self.budget(dataset).epsilon_remaining)
+            return ChargeOutcome(got.record, True, self._remaining(population))
         except Exception as exc:
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
@@ -346,7 +349,10 @@ class Ledger(LedgerStore, JournalledCharges):
         try:
             answer = compute()
         except BaseException as exc:
-            self.fail(got, f"{type(exc).__name__}: {exc}")
+            try:
+                self.fail(got, f"{type(exc).__name__}: {exc}")
+            except Exception:  # the ledger is unreachable: the row stays pending (charged) for the next start
+                log.exception("could not keep the charge %s as failed; it stays pending", got.id)
             raise
         return self.finalise(got, answer)
 
@@ -359,7 +365,12 @@ class Ledger(LedgerStore, JournalledCharges):
         )
         if not rows:
             return None
-        return ChargeOutcome(ChargeRecord(*rows[0]), True, self.budget(dataset).epsilon_remaining)
+        return ChargeOutcome(ChargeRecord(*rows[0]), True, self._remaining(self._population_cached(dataset)))
+
+    def _remaining(self, population: str) -> float:
+        """Return the population's remaining ε (one row read: the cached-answer path stays short)."""
+        rows = self.db.read("SELECT epsilon_budget - epsilon_spent FROM populations WHERE name = ?", (population,))
+        return max(0.0, float(rows[0][0])) if rows else 0.0
 
     def _population_cached(self, dataset: DatasetRecord) -> str:
         """Return the population of a dataset version (fixed once registered), read once per process."""
