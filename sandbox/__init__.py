@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._private.shared.errors import (
     AuthError,
     BudgetExceededError,
+    ComputeLimitError,
     FairnessInputError,
     IntegrityError,
     InternalError,
@@ -30,6 +31,8 @@ from ._private.shared.errors import (
     SchemaError,
     StudyError,
     StudyRunError,
+    VaultBusyError,
+    VaultIdentityError,
 )
 from ._private.shared.policy import Policy, load_policy
 from ._private.shared.schema import Column, TableSchema
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from ._private.kernel.budget import Budget
     from ._private.kernel.conformance import check_frame
     from ._private.kernel.fitted import FittedModel
+    from ._private.kernel.jobs import Job
     from ._private.kernel.release import ReleaseRequest
     from ._private.kernel.results import AuditResult, DPResult
     from ._private.kernel.review import Reviewer, connect_reviewer
@@ -64,6 +68,7 @@ _LAZY: dict[str, str] = {
     "FittedModel": "._private.kernel.fitted",
     "Budget": "._private.kernel.budget",
     "check_frame": "._private.kernel.conformance",
+    "Job": "._private.kernel.jobs",
     "dummy_frame": "._private.shared.dummy",
     "ReleaseRequest": "._private.kernel.release",
     "Reviewer": "._private.kernel.review",
@@ -95,6 +100,7 @@ __all__ = [
     "Dataset",
     "FairnessAudit",
     "FittedModel",
+    "Job",
     "ModelSpec",
     "ReleaseRequest",
     "Reviewer",
@@ -128,6 +134,9 @@ __all__ = [
     "SchemaError",
     "StudyError",
     "StudyRunError",
+    "ComputeLimitError",
+    "VaultBusyError",
+    "VaultIdentityError",
 ]
 
 

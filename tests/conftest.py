@@ -156,11 +156,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_policy(path: Path, limits: dict[str, int] | None = None, **budget: float) -> Path:
-    """A policy file: the shipped defaults with ``budget`` (and ``limits``) overrides."""
+def write_policy(
+    path: Path,
+    limits: dict[str, int] | None = None,
+    *,
+    sections: dict[str, dict[str, Any]] | None = None,
+    **budget: float,
+) -> Path:
+    """A policy file: the shipped defaults with ``budget`` (and ``limits``, and other ``sections``) overrides."""
     lines = ["version: 1", "name: test", "budget:"] + [f"  {k}: {v!r}" for k, v in budget.items()]
     if limits:
         lines += ["limits:"] + [f"  {k}: {v!r}" for k, v in limits.items()]
+    for section, values in (sections or {}).items():
+        lines += [f"{section}:"] + [f"  {k}: {v!r}" for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

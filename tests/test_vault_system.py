@@ -363,7 +363,19 @@ def _calls(seed: dict[str, Any], model: dict[str, Any], state: dict[str, str]) -
             lambda c: c.post(f"/v1/models/{model['id']}/audit", json={"protected": ["household_type"]}),
             ok,
         ),
+        ("get", "/v1/jobs"): ("analyst", lambda c: c.get("/v1/jobs"), ok),
+        ("get", "/v1/jobs/{job_id}"): ("analyst", lambda c: c.get(f"/v1/jobs/{_a_job(c)}"), ok),
+        ("delete", "/v1/jobs/{job_id}"): ("analyst", lambda c: c.delete(f"/v1/jobs/{_a_job(c)}"), ok),
+        ("post", "/v1/review/login"): ("reviewer", lambda c: c.post("/v1/review/login"), ok),
+        ("post", "/v1/review/session"): ("reviewer", lambda c: c.post("/v1/review/session"), ok),
     }
+
+
+def _a_job(c: httpx.Client) -> str:
+    """The id of one of the caller's jobs (the fit and the audit of this test made some)."""
+    jobs = c.get("/v1/jobs").json()
+    assert jobs, "the analyst's computations should be listed as jobs"
+    return str(jobs[0]["id"])
 
 
 def test_no_endpoint_returns_protected_rows(vault: VaultProcess) -> None:

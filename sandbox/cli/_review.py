@@ -132,3 +132,14 @@ def _decide(action: str, needs_comment: bool) -> click.Command:
 
 for _action, _needs in ACTIONS.items():
     review.add_command(_decide(_action, _needs))
+
+
+@review.command("open")
+@click.option("--print-only", is_flag=True, help="Print the one-time link instead of opening a browser.")
+@click.pass_obj
+def open_page(vault: _LazyReviewer, print_only: bool) -> None:
+    """Open the review page with a one-time login link, after checking that the server is the vault."""
+    from .._private.kernel.review_login import open_review_page
+
+    url, token, workspace = vault._args
+    click.echo(open_review_page(workspace, url=url, token=token, browser=not print_only))

@@ -27,11 +27,22 @@ def vault() -> None:
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--policy", type=click.Path(dir_okay=False), help="Policy YAML (default: policies/default.yaml).")
 @click.option("--ledger-url", envvar="SANDBOX_LEDGER_URL", help="postgresql://... (default: SQLite in the workspace).")
-def serve_cmd(workspace: str, port: int, policy: str | None, ledger_url: str | None) -> None:
-    """Serve the vault on 127.0.0.1 until SIGTERM; vault.json gives its url once it listens."""
+@click.option(
+    "--socket",
+    "socket_path",
+    type=click.Path(dir_okay=False),
+    help="Also listen on this Unix socket (a deployment: its folder owned by the vault, group the analysts).",
+)
+@click.option("--no-tcp", is_flag=True, help="With --socket: no loopback TCP port (then no browser review page).")
+def serve_cmd(
+    workspace: str, port: int, policy: str | None, ledger_url: str | None, socket_path: str | None, no_tcp: bool
+) -> None:
+    """Serve the vault on 127.0.0.1 (and/or a Unix socket) until SIGTERM; vault.json gives its url once it listens."""
     from sandbox._private.vault.server import serve
 
-    serve(workspace, port=port, policy=policy, ledger_url=ledger_url)
+    if no_tcp and socket_path is None:
+        raise click.UsageError("--no-tcp needs --socket PATH: the vault must listen somewhere.")
+    serve(workspace, port=None if no_tcp else port, socket_path=socket_path, policy=policy, ledger_url=ledger_url)
 
 
 @vault.group("token")

@@ -44,6 +44,11 @@ ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/review/fragments/requests"): frozenset({"reviewer", "admin"}),
     ("GET", "/review/fragments/requests/{request_id}"): frozenset({"reviewer", "admin"}),
     ("GET", "/v1/gate/flags"): frozenset({"reviewer", "admin"}),
+    ("GET", "/v1/jobs"): frozenset({"analyst", "admin"}),
+    ("GET", "/v1/jobs/{job_id}"): frozenset({"analyst", "admin"}),  # and only its owner: another's id is a 404
+    ("DELETE", "/v1/jobs/{job_id}"): frozenset({"analyst", "admin"}),
+    ("POST", "/v1/review/login"): frozenset({"reviewer"}),
+    ("POST", "/v1/review/session"): frozenset({"reviewer"}),  # a reviewer token or a one-time login code
 }
 REVIEWER_ACTIONS = ("approve", "reject", "return")
 PATH_VALUES = {
@@ -52,6 +57,7 @@ PATH_VALUES = {
     "model_id": "r_doesnotexist",
     "request_id": "req_0123456789abcdef",
     "item_id": "r_doesnotexist",
+    "job_id": "job_0123456789abcdef01234567",
 }
 BAD_CREDENTIALS = {
     "no token": None,

@@ -24,7 +24,7 @@ from sandbox._private.shared.layout import WorkspaceLayout
 
 from .transport import probe_health
 
-__all__ = ["ensure_local_vault", "local_token", "stop_local_vault"]
+__all__ = ["ensure_local_vault", "local_token", "local_vault_uid", "stop_local_vault"]
 
 _START_TIMEOUT_S = 60.0
 # Local vaults this process started: they outlive a kernel restart on purpose (other kernels reuse them), and
@@ -68,7 +68,8 @@ def _start(layout: WorkspaceLayout, policy: str | Path | None) -> str:
     ]
     if policy is not None:
         cmd += ["--policy", str(policy)]
-    with layout.log.open("ab") as log:
+    fd = os.open(layout.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     _children.append(proc)
     deadline = time.monotonic() + _START_TIMEOUT_S
@@ -83,6 +84,15 @@ def _start(layout: WorkspaceLayout, policy: str | Path | None) -> str:
         time.sleep(0.05)
     proc.terminate()
     raise SandboxError(f"The local vault did not start within {_START_TIMEOUT_S:.0f} s; see {layout.log}.")
+
+
+def local_vault_uid(workspace: str | Path) -> int:
+    """Return the OS account a local vault of ``workspace`` runs as: the owner of its vault folder.
+
+    The client checks that the server at the local vault's address runs as this account before it sends the token
+    (:mod:`.trust`), so a program of another user that took the port gets nothing.
+    """
+    return WorkspaceLayout(Path(workspace).resolve()).vault_owner()
 
 
 def ensure_local_vault(workspace: str | Path, policy: str | Path | None = None) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import pandas as pd
 
@@ -21,6 +21,7 @@ from sandbox._private.shared.schema import TableSchema
 
 from .budget import Budget
 from .fitted import FittedModel
+from .jobs import Job
 from .mime import DUMMY_ATTR
 from .results import AuditResult, DPResult, QueryCost
 from .transport import Transport
@@ -198,10 +199,25 @@ class Dataset:
         return self._ask(self._query("histogram", column, by, epsilon, delta, where, bins=bins))
 
     # -- models and costs ----------------------------------------------------------------------------------
-    def fit(self, spec: Any, *, epsilon: float) -> FittedModel:
-        """Fit ``spec`` (a ModelSpec or its dict) in the vault with DP; returns the parameters only."""
+    @overload
+    def fit(self, spec: Any, *, epsilon: float, wait: Literal[True] = True) -> FittedModel: ...
+
+    @overload
+    def fit(self, spec: Any, *, epsilon: float, wait: Literal[False]) -> Job: ...
+
+    def fit(self, spec: Any, *, epsilon: float, wait: bool = True) -> FittedModel | Job:
+        """Fit ``spec`` (a ModelSpec or its dict) in the vault with DP; returns the parameters only.
+
+        With ``wait=False`` the call returns at once with a :class:`Job` (``.status``, ``.result()``,
+        ``.cancel()``) while the vault fits; the charge is reserved either way when the fit is accepted. A fit over
+        the policy's time limit stops with an error that states the limit; its charge is kept.
+        """
         check_epsilon(epsilon)
-        payload = self._t.charge("/v1/fit", {"dataset": self.name, "spec": _spec_dict(spec), "epsilon": epsilon})
+        body = {"dataset": self.name, "spec": _spec_dict(spec), "epsilon": epsilon}
+        if not wait:
+            view = self._t.post("/v1/fit", body, params={"wait": "false"})
+            return Job(self._t, view, lambda payload: FittedModel.from_payload(payload)._bind(self._t))
+        payload = self._t.charge("/v1/fit", body)  # waits as long as the vault fits: its policy bounds the wall time
         return FittedModel.from_payload(payload)._bind(self._t)
 
     def cost(
@@ -257,8 +273,8 @@ def _spec_dict(spec: Any) -> dict[str, Any]:
 class Workspace:
     """A connection to one vault: list datasets, open handles, read budgets and stored results."""
 
-    def __init__(self, url: str, token: str, run_id: str | None = None) -> None:
-        self._t = Transport(url, token, run_id)
+    def __init__(self, url: str, token: str, run_id: str | None = None, *, vault_uid: int | None = None) -> None:
+        self._t = Transport(url, token, run_id, vault_uid=vault_uid)
         self.url = self._t.url
         self.run_id = run_id
 
@@ -277,6 +293,11 @@ class Workspace:
 
     def health(self) -> dict[str, Any]:
         return dict(self._t.get("/v1/health"))
+
+    def job(self, job_id: str) -> Job:
+        """Return a handle on one of your jobs (``GET /v1/jobs/{id}``; another analyst's id is not found)."""
+        view = self._t.get(f"/v1/jobs/{job_id}")
+        return Job(self._t, view, lambda payload: FittedModel.from_payload(payload)._bind(self._t))
 
     def datasets(self) -> list[str]:
         """Names of the registered datasets."""
@@ -342,7 +363,7 @@ def connect(
         if not token:
             raise AuthError(f"Vault {url} needs a token: pass token=... or set SANDBOX_TOKEN.")
         return Workspace(url, token, run_id)
-    from .launch import ensure_local_vault
+    from .launch import ensure_local_vault, local_vault_uid
 
     local_url, local_tok = ensure_local_vault(workspace)
-    return Workspace(local_url, token or local_tok, run_id)
+    return Workspace(local_url, token or local_tok, run_id, vault_uid=local_vault_uid(workspace))

@@ -26,6 +26,9 @@ __all__ = [
     "OutputPathError",
     "StudyError",
     "StudyRunError",
+    "VaultBusyError",
+    "ComputeLimitError",
+    "VaultIdentityError",
     "InternalError",
 ]
 
@@ -99,6 +102,21 @@ class StudyError(SandboxError, ValueError):
 
 class StudyRunError(SandboxError, RuntimeError):
     """A study run failed: a cell raised, the kernel died or the vault was not reachable."""
+
+
+class VaultBusyError(SandboxError, RuntimeError):
+    """The vault's workers are all busy (HTTP 503), or the analyst has too many jobs at once (HTTP 429).
+
+    The response carries ``Retry-After``; nothing was charged.
+    """
+
+
+class ComputeLimitError(QueryError):
+    """A computation ran over the policy's CPU or wall-time limit and was stopped; its charge is kept."""
+
+
+class VaultIdentityError(SandboxError, ConnectionError):
+    """The server at the vault's address has not proven that it is the vault; no token was sent to it."""
 
 
 class InternalError(SandboxError, RuntimeError):

@@ -2,15 +2,16 @@
 
 ::
 
-    <workspace>/
-        vault/                      the vault's files (mode 0700; in a deployment owned by the vault's OS user)
+    <workspace>/                    mode 0700: only its owner may read anything in it
+        vault/                      the vault's files (mode 0700, files 0600; in a deployment the vault's OS user's)
             data/<dataset>/<version>/   copied Parquet/CSV files + schema.json
             ledger.sqlite               the ledger (unless a PostgreSQL URL is given)
             config.json                 the remembered ``--ledger-url`` (mode 0600)
             tokens.json                 sha256 of each token with its role and name (mode 0600)
             client_token                the local analyst's own token, written by the vault (mode 0600)
             audit.jsonl, audit.head     the hash-chained journal and its head anchor
-            vault.json                  url, pid and port of the running vault (written once it listens)
+            vault.json                  url, pid, port and OS account of the running vault (written once it listens)
+            cache/tables/               the shared, memory-mapped form of each registered table (Arrow IPC)
             vault.log                   server log of a vault started by ``sb.connect()``
             launch.lock                 serialises starting a local vault
         outbox/<release_id>/        released files and their manifest
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,10 +57,16 @@ class WorkspaceLayout:
 
     @classmethod
     def create(cls, workspace: str | Path) -> WorkspaceLayout:
-        """Resolve ``workspace`` and create its vault folder (mode 0700)."""
+        """Resolve ``workspace`` and create it and its vault folder, both mode 0700.
+
+        A workspace that exists already and belongs to the caller is made 0700 too: it holds the vault's files, the
+        released outbox and the study runs, and on a shared machine no other account may read them.
+        """
         layout = cls(Path(workspace).resolve())
         try:
-            layout.data.mkdir(parents=True, exist_ok=True)
+            layout.workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _owner_only(layout.workspace)
+            layout.data.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(layout.root, 0o700)
         except OSError as exc:
             raise OutputPathError(
@@ -115,6 +123,24 @@ class WorkspaceLayout:
     def launch_lock(self) -> Path:
         return self.root / "launch.lock"
 
+    @property
+    def table_cache(self) -> Path:
+        """The shared, memory-mapped tables of the worker processes."""
+        return self.root / "cache" / "tables"
+
+    def secure(self) -> None:
+        """Make every file of the vault's folder 0600 and every folder 0700 (the vault's own; sockets untouched)."""
+        me = os.geteuid()
+        for folder, dirs, files in os.walk(self.root):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                st = os.lstat(path)
+                if st.st_uid != me or stat.S_ISLNK(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+                    continue
+                mode = 0o700 if stat.S_ISDIR(st.st_mode) else 0o600
+                if stat.S_IMODE(st.st_mode) != mode:
+                    os.chmod(path, mode)
+
     def dataset_dir(self, name: str, version: int) -> Path:
         return self.data / name / str(version)
 
@@ -157,6 +183,10 @@ class WorkspaceLayout:
     def population(self) -> Path:
         return self.workspace / "population"
 
+    def vault_owner(self) -> int:
+        """Return the OS account that owns the vault's folder: the account a local vault of this workspace runs as."""
+        return os.stat(self.root).st_uid
+
     def read_discovery(self) -> dict[str, Any] | None:
         """``vault.json`` if it exists and names a live process, else ``None``."""
         try:
@@ -166,3 +196,9 @@ class WorkspaceLayout:
         if not isinstance(info, dict) or not isinstance(info.get("pid"), int) or not pid_alive(info["pid"]):
             return None
         return info
+
+
+def _owner_only(folder: Path) -> None:
+    st = os.stat(folder)
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(folder, 0o700)

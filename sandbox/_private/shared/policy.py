@@ -26,6 +26,7 @@ __all__ = [
     "ReviewRules",
     "LimitRules",
     "GateRules",
+    "WorkerRules",
     "load_policy",
     "default_policy_path",
 ]
@@ -158,6 +159,20 @@ class GateRules(_Section):
     sdc_test_epsilon: float = Field(0.1, ge=0, le=2.0, allow_inf_nan=False)
 
 
+class WorkerRules(_Section):
+    """The vault's worker processes: how many, how much each job may use, and how many jobs one analyst may have."""
+
+    query_processes: int = Field(0, ge=0, le=64)
+    fit_processes: int = Field(4, ge=1, le=64)
+    queue_per_lane: int = Field(64, ge=0, le=10_000)
+    max_running_per_analyst: int = Field(2, ge=1, le=64)
+    max_waiting_per_analyst: int = Field(32, ge=1, le=10_000)
+    query_cpu_seconds: float = Field(60.0, ge=1, allow_inf_nan=False)
+    query_wall_seconds: float = Field(120.0, ge=1, allow_inf_nan=False)
+    fit_cpu_seconds: float = Field(3600.0, ge=1, allow_inf_nan=False)
+    fit_wall_seconds: float = Field(1800.0, ge=1, allow_inf_nan=False)
+
+
 class Policy(_Section):
     """A complete, validated policy. Build it with :func:`load_policy`."""
 
@@ -172,6 +187,7 @@ class Policy(_Section):
     review: ReviewRules = Field(default_factory=ReviewRules)
     limits: LimitRules = Field(default_factory=LimitRules)
     gate: GateRules = Field(default_factory=GateRules)
+    workers: WorkerRules = Field(default_factory=WorkerRules)
     sha256: str = Field("", description="sha256 of the file the policy was loaded from (set by the loader)")
 
     @classmethod

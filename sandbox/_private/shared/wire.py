@@ -23,6 +23,7 @@ from .errors import (
     RequestCapError,
     SandboxError,
     SchemaError,
+    VaultBusyError,
 )
 
 __all__ = [
@@ -56,6 +57,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (AuthError, 401),
     (NotFoundError, 404),
     (BudgetExceededError, 409),
+    (VaultBusyError, 503),
     (QueryError, 422),
     (SchemaError, 422),
     (PolicyError, 422),

@@ -132,6 +132,7 @@ class DatasetRegistry:
                 population=target_population,
             )
         )
+        self.layout.secure()  # the copied rows and schema: 0600, like every vault file (also while a vault runs)
         self._journal(actor, record, sch, before)
         return record
 

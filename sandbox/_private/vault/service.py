@@ -8,6 +8,7 @@ release gate and never returned.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping
@@ -111,7 +112,7 @@ class VaultService:
         return json.loads(self.ledger.dataset(name).schema_json)
 
     def _schema(self, record: DatasetRecord) -> TableSchema:
-        return TableSchema.from_json(record.schema_json)
+        return _parsed_schema(record.schema_json)
 
     def dummy(self, name: str, n: int, seed: int | None) -> str:
         """JSON text ``{"columns": [...], "data": {column: [values]}}`` generated from the schema alone."""
@@ -228,6 +229,12 @@ class VaultService:
         record = self.ledger.result(result_id)
         record.verify()
         return result_payload(record, reused=True, charged=0.0)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_schema(schema_json: str) -> TableSchema:
+    """Parse the schema of a registered table once (a registered schema never changes: it is hashed)."""
+    return TableSchema.from_json(schema_json)
 
 
 def _journalled_charges(layout: WorkspaceLayout) -> set[str]:

@@ -1,14 +1,16 @@
 """How the vault turns every failure into a JSON error: ``{"error": type, "message": text naming the fix}``.
 
 Domain errors keep their type name (so the client can re-raise the matching :class:`SandboxError` subclass) and
-get a 4xx status. Anything unexpected becomes a 500 with an opaque incident id; its traceback goes to the server
-log only. A pure ASGI middleware refuses request bodies above the policy's ``limits.max_request_bytes`` (413).
+get a 4xx status; a busy vault answers 503 (or 429 for an analyst over their job limit) with ``Retry-After``.
+Anything unexpected becomes a 500 with an opaque incident id; its traceback goes to the server log only. A pure
+ASGI middleware refuses request bodies above the policy's ``limits.max_request_bytes`` (413).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -18,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sandbox._private.shared.errors import IntegrityError, InternalError, SandboxError
+from sandbox._private.shared.errors import IntegrityError, InternalError, SandboxError, VaultBusyError
 from sandbox._private.shared.wire import error_body, status_of
 
 __all__ = ["install_error_handlers", "BodyLimitMiddleware"]
@@ -66,8 +68,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _sandbox(_: Request, exc: SandboxError) -> JSONResponse:
         if isinstance(exc, (InternalError, IntegrityError)) and not isinstance(exc, ValueError):
             return _incident(exc)
-        status = status_of(exc)
-        return JSONResponse(error_body(type(exc).__name__.replace("Forbidden", "AuthError"), str(exc)), status)
+        # 503 (all workers busy, or the same query being answered) or 429 (this analyst's jobs): retry, never 500
+        status = getattr(exc, "status", 503) if isinstance(exc, VaultBusyError) else status_of(exc)
+        retry = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(math.ceil(retry))} if status in (429, 503) and retry is not None else None
+        body = error_body(type(exc).__name__.replace("Forbidden", "AuthError"), str(exc))
+        return JSONResponse(body, status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,225 @@
+"""How a charged computation runs: admit, reserve, compute in a worker, finalise (or fail, keeping the charge).
+
+:class:`ComputeService` is what the HTTP routes call for queries, fits and audits. For each request:
+
+1. **admit** in the pool (event loop): a full lane or an analyst with too many jobs is refused (503 / 429 with
+   ``Retry-After``) before anything is written;
+2. **check and reserve** in a thread: the request is validated against the schema and the policy, and the ledger
+   either returns the stored answer of the identical question (nothing charged, no job runs) or commits a pending
+   charge in a short transaction (it counts as spent from now on);
+3. **compute** in a worker process of the lane, under the policy's CPU and wall-time limits; no ledger transaction
+   is open meanwhile;
+4. **finalise** in a second short transaction (the answer is stored before it is returned), or, when the
+   computation failed, ran over a limit or was cancelled because its client went away, **fail** the reservation:
+   the charge is kept (the computation may have seen the rows), and the error says so.
+
+A blocking request waits on its job while watching its connection: when the client disconnects, the job is
+cancelled at once (its worker is killed). ``fit(..., wait=False)`` returns the job instead (202).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox._private.shared.canonical import canonical_json
+from sandbox._private.shared.errors import ComputeLimitError, InternalError, SandboxError
+from sandbox._private.shared.query import AggregateQuery
+
+from ..ledger.ledger import ChargeOutcome, DatasetRecord
+from ..ledger.records import Reservation
+from ..service import VaultService, _outcome_payload
+from ..tokens import TokenInfo
+from .jobs import Job, JobStore
+from .pool import Slot, WorkerPool, is_cancelled, lane_of
+
+__all__ = ["ComputeService", "Charge"]
+
+Disconnected = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A checked request, ready to be reserved: what the ledger records and what the worker computes."""
+
+    kind: str  # "aggregate", "fit" or "audit" (the ledger's kind is "aggregate", "model" or "audit")
+    dataset: DatasetRecord
+    query_key: str
+    query: Mapping[str, Any]
+    epsilon: float
+    delta: float
+    item: Any
+
+    @property
+    def ledger_kind(self) -> str:
+        return "model" if self.kind == "fit" else self.kind
+
+
+class ComputeService:
+    """The vault's charged computations, through the worker pool (see the module docstring).
+
+    Parameters
+    ----------
+    vault : VaultService
+        Ledger, policy, registry.
+    pool : WorkerPool
+        The started worker pool.
+    """
+
+    def __init__(self, vault: VaultService, pool: WorkerPool) -> None:
+        self.vault = vault
+        self.pool = pool
+        self.jobs = JobStore()
+
+    # -- checking (in a thread: reads the ledger) ----------------------------------------------------------------
+    def _check_query(self, body: Mapping[str, Any]) -> Charge:
+        checked, record, schema = self.vault._prepare_query(body)
+        query = checked.item
+        assert isinstance(query, AggregateQuery)
+        c = checked.cost
+        key = query.canonical_key(schema)
+        return Charge("aggregate", record, key, query.to_dict(), float(c.epsilon), float(c.delta), checked)
+
+    def _check_fit(self, body: Mapping[str, Any]) -> Charge:
+        checked, fq, record = self.vault._prepare_fit(body)
+        return Charge("fit", record, fq.canonical_key(), fq.to_dict(), fq.epsilon, fq.delta, checked)
+
+    def _check_audit(self, model_id: str, protected: Sequence[str] | None, epsilon: float | None) -> Charge:
+        from ..dp.fairness_audit import prepare_audit
+
+        job = prepare_audit(self.vault, model_id, protected, epsilon)
+        key = canonical_json({"kind": "audit", **job.query})
+        return Charge("audit", job.dataset, key, job.query, job.epsilon, 0.0, job)
+
+    # -- the three requests ----------------------------------------------------------------------------------------
+    async def query(
+        self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None, disconnected: Disconnected
+    ) -> dict[str, Any]:
+        job = await self.submit(lambda: self._check_query(body), "aggregate", caller, run_id, detached=False)
+        return await self.wait(job, disconnected)
+
+    async def fit(
+        self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None, disconnected: Disconnected, *, wait: bool
+    ) -> dict[str, Any]:
+        job = await self.submit(lambda: self._check_fit(body), "fit", caller, run_id, detached=not wait)
+        return await self.wait(job, disconnected) if wait else job.view()
+
+    async def audit(
+        self,
+        model_id: str,
+        protected: Sequence[str] | None,
+        epsilon: float | None,
+        caller: TokenInfo,
+        run_id: str | None,
+        disconnected: Disconnected,
+    ) -> dict[str, Any]:
+        job = await self.submit(
+            lambda: self._check_audit(model_id, protected, epsilon), "audit", caller, run_id, detached=False
+        )
+        return await self.wait(job, disconnected)
+
+    # -- the flow ------------------------------------------------------------------------------------------------
+    async def submit(
+        self, check: Callable[[], Charge], kind: str, caller: TokenInfo, run_id: str | None, *, detached: bool
+    ) -> Job:
+        """Admit, check and reserve; start the computation unless the answer is stored. Returns the job."""
+        slot = self.pool.admit(lane_of(kind), caller.name)
+        try:
+            charge, reserved = await asyncio.to_thread(self._reserve, check, caller, run_id)
+        except BaseException:
+            slot.release()
+            raise
+        job = self.jobs.new(caller.name, kind, charge.dataset.name, detached=detached)
+        if isinstance(reserved, ChargeOutcome):
+            slot.release()
+            job.succeed(_outcome_payload(reserved))
+            return job
+        job.task = asyncio.create_task(self._compute(job, slot, charge, reserved))
+        return job
+
+    def _reserve(
+        self, check: Callable[[], Charge], caller: TokenInfo, run_id: str | None
+    ) -> tuple[Charge, Reservation | ChargeOutcome]:
+        charge = check()
+        reserved = self.vault.ledger.reserve(
+            charge.dataset,
+            kind=charge.ledger_kind,
+            query_key=charge.query_key,
+            query=charge.query,
+            epsilon=charge.epsilon,
+            delta=charge.delta,
+            analyst=caller.name,
+            run_id=run_id,
+            analyst_limit=self.vault.policy.budget.epsilon_per_analyst,
+        )
+        return charge, reserved
+
+    async def _compute(self, job: Job, slot: Slot, charge: Charge, reservation: Reservation) -> None:
+        ledger = self.vault.ledger
+        try:
+            answer = await self.pool.run(slot, job.id, charge.kind, charge.dataset, charge.item, on_start=job.start)
+        except BaseException as exc:  # also a bug in the pool: the reservation is failed and the job ends
+            cancelled = isinstance(exc, asyncio.CancelledError) or is_cancelled(exc)
+            reason = "cancelled" if cancelled else f"{type(exc).__name__}: {exc}"
+            try:
+                await asyncio.shield(asyncio.to_thread(ledger.fail, reservation, reason[:500]))
+            finally:
+                job.fail(_kept(exc, charge, cancelled), cancelled=cancelled)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        try:
+            outcome = await asyncio.shield(asyncio.to_thread(ledger.finalise, reservation, answer))
+        except Exception as exc:
+            job.fail(exc if isinstance(exc, SandboxError) else InternalError(f"Storing the answer failed ({exc})."))
+            return
+        job.succeed(_outcome_payload(outcome))
+
+    async def wait(self, job: Job, disconnected: Disconnected) -> dict[str, Any]:
+        """Wait for ``job`` while watching the client's connection; cancel the job if the client goes away."""
+        if not job.done:
+            watcher = asyncio.create_task(disconnected())
+            ended = asyncio.create_task(job.wait())
+            try:
+                await asyncio.wait({watcher, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watcher.cancel()
+            if not ended.done():
+                self.pool.cancel_job(job.id)
+                await ended  # the reservation is failed (charge kept) before this request ends
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        result = job.result
+        job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
+        return result
+
+    def cancel(self, job: Job) -> None:
+        """Stop a job of its owner (``DELETE /v1/jobs/{id}``); a finished job stays as it is."""
+        if not job.done:
+            self.pool.cancel_job(job.id)
+
+    async def close(self) -> None:
+        """Stop the pool; wait for every running job to record its failure in the ledger."""
+        await self.pool.close()
+        tasks = [j.task for j in self.jobs.running() if j.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+
+def _kept(exc: BaseException, charge: Charge, cancelled: bool) -> SandboxError:
+    """Return the error to report for a computation that did not finish: what happened, and that the charge is kept."""
+    where = f"dataset {charge.dataset.name!r} v{charge.dataset.version}"
+    kept = f"Its charge of epsilon={charge.epsilon:g} on {where} is kept (the computation may have read the rows)."
+    if cancelled:
+        return SandboxError(f"The computation was cancelled before it finished. {kept}")
+    if not isinstance(exc, SandboxError):
+        return InternalError(f"The computation failed inside the vault ({type(exc).__name__}). {kept}")
+    if isinstance(exc, ComputeLimitError):
+        return ComputeLimitError(
+            f"{exc} {kept} Ask for a smaller computation (fewer features or trees, a coarser grouping), or ask the "
+            "operator to raise the limit in the policy."
+        )
+    return type(exc)(f"{exc} {kept}")

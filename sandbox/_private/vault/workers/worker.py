@@ -1,0 +1,141 @@
+"""One worker process: receives a computation, runs it on a shared table, sends the answer back.
+
+The vault's pool (:mod:`.pool`) starts these from a fork server that has imported the engine already, so a new worker
+is ready in milliseconds. A worker does one job at a time, under a CPU-time limit set with ``RLIMIT_CPU`` just
+before the job (the kernel stops a job that goes over it with ``SIGXCPU``; the pool reports the limit). It never
+touches the ledger: it gets a checked request and a dataset record, and returns a
+:class:`~..ledger.records.ComputedAnswer` (or the error the engine raised). It dies with the vault: ``PR_SET_PDEATHSIG``
+kills it when its parent (the fork server, which exits with the vault) goes, so an orphaned fit never runs on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import os
+import resource
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
+
+from sandbox._private.shared.errors import SandboxError
+from sandbox._private.shared.policy import Policy
+
+from ..dp.engine import DPEngine
+from ..ledger.ledger import ComputedAnswer, DatasetRecord
+from .tables import SharedTables
+
+__all__ = ["Task", "worker_main", "run_task"]
+
+_PR_SET_PDEATHSIG = 1
+TaskKind = Literal["aggregate", "fit", "audit"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A computation for a worker.
+
+    Attributes
+    ----------
+    kind : {"aggregate", "fit", "audit"}
+        What to compute.
+    dataset : DatasetRecord
+        The dataset version whose rows it reads.
+    item : object
+        The checked query or fit (sent without its schema: the worker has the record's), or an
+        :class:`~..dp.fairness_audit.AuditJob`.
+    verify : bool
+        Rehash the registered file before using the shared table (once per vault start).
+    cpu_seconds : float
+        CPU time the job may use.
+    """
+
+    kind: TaskKind
+    dataset: DatasetRecord
+    item: Any
+    verify: bool
+    cpu_seconds: float
+
+
+def run_task(task: Task, engine: DPEngine, tables: SharedTables) -> ComputedAnswer:
+    """Compute ``task`` (in this process); the same code the in-process service runs."""
+    from ..dp.answers import Checked
+    from ..service import _mechanism
+
+    table = tables.get(task.dataset, verify=task.verify)
+    if task.kind in ("aggregate", "fit"):
+        item, cost = task.item
+        checked = Checked(item, cost, table.schema)  # checked in the vault process, against this very schema
+        if task.kind == "aggregate":
+            ans = engine.answer(checked, table)
+            return ComputedAnswer(ans.public, ans.private, _mechanism(ans, item.kind))
+        fitted = engine.fit(checked, table)
+        return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, item.spec.diffprivlib_class))
+    from ..dp.fairness_audit import compute_audit
+
+    return compute_audit(task.item, table, engine)
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the pipe's EOF ends the worker after its job
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent went before the call above took effect
+        os._exit(0)
+
+
+def _limit_cpu(seconds: float | None) -> None:
+    """Let the process use ``seconds`` more CPU time from now (``None``: lift the limit to the hard one)."""
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if seconds is None:
+        resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
+        return
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(used.ru_utime + used.ru_stime + seconds)
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def worker_main(conn: Connection, policy: Policy, cache_root: str, nice: int) -> None:
+    """Serve jobs from ``conn`` until the pipe closes (the entry point of a worker process)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the vault handles Ctrl-C and SIGTERM; it stops its workers
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a job stopped by SIGXCPU leaves no core file of rows
+    if nice:
+        os.nice(nice)
+        with contextlib.suppress(AttributeError, OSError):  # Linux: CPU-bound batch work, preempted by queries
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    try:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        threadpool_limits(1)  # one BLAS thread per job: the pool, not BLAS, decides how many cores are busy
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        pass
+    engine = DPEngine(policy)
+    tables = SharedTables(Path(cache_root))
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            job_id, task = conn.recv()
+        except (EOFError, OSError):
+            return
+        _limit_cpu(task.cpu_seconds)
+        try:
+            reply: tuple[Any, ...] = ("ok", job_id, run_task(task, engine, tables))
+        except SandboxError as exc:
+            reply = ("error", job_id, type(exc).__name__, str(exc))
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            reply = ("crash", job_id, type(exc).__name__, "")
+        finally:
+            _limit_cpu(None)
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            return

@@ -1,0 +1,251 @@
+"""The worker pool and jobs, through real vault processes: no lock-out, cancellation, saturation, ownership, limits.
+
+A "long fit" is a DP random forest of 200 trees of depth 15 on 20,000 households (minutes of CPU); every test that
+starts one cancels it. The vault of most tests has ONE fit process, a queue of one, and lets an analyst run one job
+and keep one waiting, so saturation is reached with three fits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import VaultProcess, register_population, write_policy, write_small_population
+
+import sandbox as sb
+from sandbox import ComputeLimitError
+
+pytestmark = pytest.mark.system
+
+LONG = {
+    "dataset": "households",
+    "epsilon": 1.0,
+    "spec": {
+        "estimator": "random_forest",
+        "target": "arrears",
+        "features": ["income", "urbanisation", "household_type", "n_persons"],
+        "params": {"n_estimators": 200, "max_depth": 15},
+    },
+}
+SMALL_FIT = {
+    "dataset": "households",
+    "epsilon": 0.5,
+    "spec": {"estimator": "gaussian_nb", "target": "arrears", "features": ["income", "urbanisation"]},
+}
+WORKERS = {
+    "fit_processes": 1,
+    "query_processes": 1,
+    "queue_per_lane": 1,
+    "max_running_per_analyst": 1,
+    "max_waiting_per_analyst": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_small_population(tmp_path_factory.mktemp("population20k"), 20_000)
+
+
+def _vault(
+    vault_factory: Callable[..., VaultProcess], population: Path, tmp: Path, workers: dict[str, Any]
+) -> VaultProcess:
+    policy = write_policy(tmp / "policy.yaml", epsilon_per_dataset=100.0, sections={"workers": workers})
+    v = vault_factory(policy=policy)
+    register_population(v.workspace, population, policy)
+    return v.start()
+
+
+@pytest.fixture(scope="module")
+def vault(
+    vault_factory: Callable[..., VaultProcess], population: Path, tmp_path_factory: pytest.TempPathFactory
+) -> VaultProcess:
+    return _vault(vault_factory, population, tmp_path_factory.mktemp("policy"), WORKERS)
+
+
+def _submit(c: httpx.Client, body: dict[str, Any] = LONG) -> dict[str, Any]:
+    r = c.post("/v1/fit", json=body, params={"wait": "false"})
+    assert r.status_code == 202, r.text
+    return dict(r.json())
+
+
+def _until(c: httpx.Client, job_id: str, states: tuple[str, ...], timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = c.get(f"/v1/jobs/{job_id}", params={"wait": 1}).json()
+        if view["state"] in states:
+            return dict(view)
+    raise AssertionError(f"job {job_id} did not reach {states} in {timeout} s: {view}")
+
+
+def _spent(c: httpx.Client, dataset: str = "households") -> tuple[float, int]:
+    """The population's spent epsilon and stored answers (one budget for every table of the population)."""
+    b = c.get(f"/v1/budget/{dataset}").json()
+    return float(b["epsilon_spent"]), int(b["answers"])
+
+
+@pytest.fixture
+def clean(vault: VaultProcess) -> Iterator[None]:
+    """Cancel every job the test left running, so the next test finds free workers."""
+    yield
+    for name in ("alice", "bob", "carol"):
+        with vault.client("analyst", name) as c:
+            for job in c.get("/v1/jobs").json():
+                if job["state"] in ("queued", "running"):
+                    c.delete(f"/v1/jobs/{job['id']}")
+
+
+def test_long_fit_does_not_lock_out_a_count_on_another_dataset(vault: VaultProcess, clean: None) -> None:
+    with vault.client("analyst", "alice") as alice, vault.client("analyst", "bob") as bob:
+        initial = _spent(alice)
+        job = _submit(alice)
+        _until(alice, job["id"], ("running",))
+        started = time.monotonic()
+        r = bob.post("/v1/query", json={"dataset": "persons", "kind": "count", "by": ["gender"], "epsilon": 0.1})
+        elapsed = time.monotonic() - started
+        same = bob.post("/v1/query", json={"dataset": "households", "kind": "count", "epsilon": 0.1})
+        assert r.status_code == 200 and same.status_code == 200, (r.text, same.text)
+        assert elapsed < 5.0, f"a count waited {elapsed:.1f} s behind a fit"  # a seconds-scale bound, not a benchmark
+        assert alice.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"  # the fit was still computing
+        cancelled = alice.delete(f"/v1/jobs/{job['id']}").json()
+        assert cancelled["state"] == "cancelled"
+        assert "is kept" in cancelled["error"]["message"]
+        # the fit's charge is kept, beside the count on households (and the one on persons if they share a budget)
+        shared = "persons" in alice.get("/v1/budget/households").json()["tables"]
+        assert _spent(alice) == (pytest.approx(initial[0] + 1.1 + 0.1 * shared), initial[1] + 1 + shared)
+
+
+def test_client_that_disconnects_cancels_its_fit(vault: VaultProcess, clean: None) -> None:
+    with vault.client("analyst", "carol") as carol:
+        before = _spent(carol)
+        with pytest.raises(httpx.ReadTimeout):
+            carol.post("/v1/fit", json={**LONG, "epsilon": 0.9}, timeout=4.0)  # the client goes away mid-fit
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = [j for j in carol.get("/v1/jobs").json() if j["kind"] == "fit"]
+            if jobs and jobs[-1]["state"] == "cancelled":
+                break
+            time.sleep(0.2)
+        assert jobs[-1]["state"] == "cancelled", jobs
+        assert carol.get("/v1/health").json()["workers"]["fit"]["busy"] == 0  # its worker stopped computing
+        spent, answers = _spent(carol)
+        assert spent == pytest.approx(before[0] + 0.9) and answers == before[1]  # the charge is kept, no answer
+
+
+def test_saturated_vault_answers_503_and_an_analyst_over_limit_429(vault: VaultProcess, clean: None) -> None:
+    with vault.client("analyst", "alice") as alice, vault.client("analyst", "bob") as bob:
+        running = _submit(alice)
+        _until(alice, running["id"], ("running",))
+        waiting = _submit(alice, {**LONG, "epsilon": 0.8})  # alice may run one at a time: this one waits
+        before, bobs = _spent(alice), bob.get("/v1/jobs").json()
+        third = alice.post("/v1/fit", json={**LONG, "epsilon": 0.7}, params={"wait": "false"})
+        full = bob.post("/v1/fit", json=SMALL_FIT)
+        assert third.status_code == 429, third.text
+        assert full.status_code == 503, full.text
+        for r in (third, full):
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.json()["error"] == "VaultBusyError" and "nothing was charged" in r.json()["message"]
+        assert "max_waiting_per_analyst" in third.json()["message"]
+        assert "All 1 fit workers of the vault are busy and 1 jobs are waiting" in full.json()["message"]
+        assert _spent(alice) == before  # neither refusal wrote anything
+        assert bob.get("/v1/jobs").json() == bobs  # and made no job
+        assert alice.get(f"/v1/jobs/{waiting['id']}").json()["state"] == "queued"
+
+
+def test_a_job_is_visible_to_its_owner_only(vault: VaultProcess, clean: None) -> None:
+    with vault.client("analyst", "alice") as alice, vault.client("analyst", "bob") as bob:
+        job = _submit(alice, SMALL_FIT)
+        done = _until(alice, job["id"], ("done", "failed"))
+        assert done["state"] == "done", done
+        theirs, unknown = bob.get(f"/v1/jobs/{job['id']}"), bob.get("/v1/jobs/job_0123456789abcdef01234567")
+        cancel = bob.delete(f"/v1/jobs/{job['id']}")
+        assert theirs.status_code == unknown.status_code == cancel.status_code == 404
+        assert theirs.json()["message"].replace(job["id"], "X") == unknown.json()["message"].replace(
+            "job_0123456789abcdef01234567", "X"
+        )  # another's job is exactly as unknown as a job that never was
+        assert job["id"] not in {j["id"] for j in bob.get("/v1/jobs").json()}
+        with vault.client("admin", "ops") as admin:
+            assert admin.get(f"/v1/jobs/{job['id']}").status_code == 404
+        stored = alice.get(f"/v1/results/{done['result']['id']}").json()  # the answer is in the ledger for good
+        assert stored["sha256"] == done["result"]["sha256"]
+
+
+def test_fit_wait_false_from_the_library(vault: VaultProcess, clean: None) -> None:
+    ws = sb.connect(url=vault.url, token=vault.token("analyst", "alice"))
+    hh = ws.dataset("households")
+    job = hh.fit({**SMALL_FIT["spec"], "params": {}}, epsilon=0.3, wait=False)
+    model = job.result(timeout=120)
+    assert job.status == "done" and model.id == job._view["result"]["id"]
+    blocking = hh.fit({**SMALL_FIT["spec"], "params": {}}, epsilon=0.3)  # the same question: the stored answer
+    assert blocking.id == model.id
+    assert ws.job(job.id).result().id == model.id
+    ws.close()
+
+
+def test_workers_share_one_memory_mapped_table(vault: VaultProcess, clean: None) -> None:
+    with vault.client("analyst", "alice") as alice:
+        for eps in (0.11, 0.12):
+            assert alice.post("/v1/query", json={"dataset": "households", "kind": "count", "epsilon": eps}).is_success
+        assert alice.post("/v1/fit", json={**SMALL_FIT, "epsilon": 0.21}).is_success
+    with vault.client("admin", "ops") as admin:
+        pids = admin.get("/v1/health").json()["worker_pids"]
+    cache = vault.layout.table_cache / "households" / "1"
+    files = sorted(p.name for p in cache.glob("*.arrow"))
+    assert len(files) == 1  # converted once, for every worker
+    mapped = [pid for pid in (*pids["query"], *pids["fit"]) if files[0] in Path(f"/proc/{pid}/maps").read_text()]
+    assert len(mapped) == 2, (pids, mapped)  # the query worker and the fit worker read the same file in place
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"fit_wall_seconds": 3, "fit_cpu_seconds": 3600}, r"wall-time limit of 3 s \(workers.fit_wall_seconds"),
+        ({"fit_wall_seconds": 600, "fit_cpu_seconds": 2}, r"CPU limit of 2 s \(workers.fit_cpu_seconds\)"),
+    ],
+    ids=["wall", "cpu"],
+)
+def test_fit_over_its_limit_states_the_limit_and_the_charge_kept(
+    vault_factory: Callable[..., VaultProcess],
+    population: Path,
+    tmp_path: Path,
+    limits: dict[str, float],
+    message: str,
+) -> None:
+    v = _vault(vault_factory, population, tmp_path, {"fit_processes": 1, "query_processes": 1, **limits})
+    try:
+        ws = sb.connect(url=v.url, token=v.token())
+        hh = ws.dataset("households")
+        before = hh.budget()["epsilon_spent"]
+        with pytest.raises(ComputeLimitError, match=message) as err:
+            hh.fit(LONG["spec"], epsilon=1.0)
+        assert "Its charge of epsilon=1 on dataset 'households' v1 is kept" in str(err.value)
+        assert hh.budget()["epsilon_spent"] == pytest.approx(before + 1.0)
+        assert hh.count(epsilon=0.1).to_pandas()["value"].iloc[0] > 0  # the vault goes on serving
+        ws.close()
+    finally:
+        v.stop()
+
+
+def test_worker_processes_end_with_the_vault(vault_factory: Callable[..., VaultProcess], population: Path) -> None:
+    v = vault_factory()
+    register_population(v.workspace, population)
+    v.start()
+    with v.client("admin", "ops") as admin:
+        pids = [p for lane in admin.get("/v1/health").json()["worker_pids"].values() for p in lane]
+    v.kill()  # SIGKILL: no shutdown code runs in the vault
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)], "worker processes outlived the vault"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return False
