@@ -8,6 +8,13 @@ from ._vault import _workspace
 
 _policy = click.option("--policy", type=click.Path(dir_okay=False), help="Policy YAML that sets the budget.")
 _ledger = click.option("--ledger-url", envvar="SANDBOX_LEDGER_URL", help="postgresql://... (default: the vault's).")
+_engine = click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the exact statistics are computed (spark: see docs/operator.md).",
+)
 
 
 @click.group()
@@ -22,11 +29,16 @@ def dataset() -> None:
 @_workspace
 @_policy
 @_ledger
-def add(name: str, path: str, schema_file: str, workspace: str, policy: str | None, ledger_url: str | None) -> None:
+@_engine
+def add(
+    name: str, path: str, schema_file: str, workspace: str, policy: str | None, ledger_url: str | None, engine: str
+) -> None:
     """Copy PATH (Parquet or CSV) into the vault as a new version of NAME, checked against its schema."""
     from sandbox._private.vault.server import open_service
 
-    rec = open_service(workspace, policy=policy, ledger_url=ledger_url).registry.add(name, path, schema_file)
+    rec = open_service(workspace, policy=policy, ledger_url=ledger_url).registry.add(
+        name, path, schema_file, engine=engine
+    )
     click.echo(f"registered {rec.name} v{rec.version}  ε budget {rec.epsilon_budget:g}  sha256 {rec.files_sha256}")
 
 
@@ -35,11 +47,13 @@ def add(name: str, path: str, schema_file: str, workspace: str, policy: str | No
 @_workspace
 @_policy
 @_ledger
-def add_population(directory: str, workspace: str, policy: str | None, ledger_url: str | None) -> None:
+@_engine
+def add_population(directory: str, workspace: str, policy: str | None, ledger_url: str | None, engine: str) -> None:
     """Register households, persons and signals of a generated population (never its ground truth)."""
     from sandbox._private.vault.server import open_service
 
-    for rec in open_service(workspace, policy=policy, ledger_url=ledger_url).registry.add_population(directory):
+    registry = open_service(workspace, policy=policy, ledger_url=ledger_url).registry
+    for rec in registry.add_population(directory, engine=engine):
         click.echo(f"registered {rec.name} v{rec.version}  ε budget {rec.epsilon_budget:g}")
 
 

@@ -3,7 +3,8 @@
 A :class:`Relation` is what a linked query reads: a base table, the tables joined to it (inner joins on the
 privacy unit's key, e.g. ``persons`` joined with ``households`` on ``household_id``) and derived columns:
 
-- :class:`Bin`: a numeric column cut at public edges into a category (``[a, b)``, the last bin ``[a, b]``; values
+- :class:`Bin`: a numeric column cut at public edges into a category (as ``pandas.cut(..., right=False)``: bins
+  ``[a, b)``, the last one ``[a, b]``; with ``right=True`` bins ``(a, b]``, the first one ``[a, b]``; values
   outside the edges are missing);
 - a :class:`~sandbox._private.shared.expr.Condition`: a bool column (``sb.col("age") < 18``);
 - :class:`UnitCount` / :class:`UnitSum`: per household, the number of rows (or the sum of a column) of another
@@ -40,7 +41,7 @@ __all__ = [
     "Relation",
     "RelationSchema",
     "relation_schema",
-    "bin",
+    "cut",
     "household_count",
     "household_sum",
     "MAX_BINS",
@@ -109,11 +110,16 @@ class Join:
 
 @dataclass(frozen=True)
 class Bin:
-    """Cut numeric ``column`` at the public ``edges`` into a category (left-closed bins, the last one closed)."""
+    """Cut numeric ``column`` at the public ``edges`` into a category.
+
+    ``right=False`` (default): bins ``[a, b)``, the last one ``[a, b]``; ``right=True``: bins ``(a, b]``, the first
+    one ``[a, b]``. The outer edges are always included; values outside them are missing.
+    """
 
     column: str
     edges: tuple[float, ...]
     labels: tuple[str, ...] | None = None
+    right: bool = False
 
     def __post_init__(self) -> None:
         _name(self.column, "bin column")
@@ -136,15 +142,24 @@ class Bin:
             object.__setattr__(self, "labels", labels)
 
     def resolved_labels(self) -> tuple[str, ...]:
-        """The labels: the given ones, or ``[a, b)`` per bin and ``[a, b]`` for the last."""
+        """The labels: the given ones, or the intervals, e.g. ``[0, 18)``, ..., ``[67, 105]``."""
         if self.labels is not None:
             return self.labels
         e = self.edges
         n = len(e) - 1
+        if self.right:
+            return tuple(f"{'[' if i == 0 else '('}{e[i]:g}, {e[i + 1]:g}]" for i in range(n))
         return tuple(f"[{e[i]:g}, {e[i + 1]:g}{']' if i == n - 1 else ')'}" for i in range(n))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bin": self.column, "edges": list(self.edges), "labels": None if self.labels is None else list(self.labels)}
+        out: dict[str, Any] = {
+            "bin": self.column,
+            "edges": list(self.edges),
+            "labels": None if self.labels is None else list(self.labels),
+        }
+        if self.right:
+            out["right"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -204,12 +219,14 @@ class UnitSum:
 Derivation = Bin | Condition | UnitCount | UnitSum
 
 
-def bin(column: str, edges: Sequence[float], labels: Sequence[str] | None = None) -> Bin:  # noqa: A001
-    """Cut ``column`` at public ``edges`` into a category: ``[e0, e1)``, ..., ``[e(n-1), en]``; outside: missing.
+def cut(column: str, edges: Sequence[float], labels: Sequence[str] | None = None, *, right: bool = False) -> Bin:
+    """Cut ``column`` at public ``edges`` into a category, like ``pandas.cut(..., right=False)``.
 
-    Edges must lie within the column's public bounds and increase strictly.
+    Bins are ``[e0, e1)``, ..., ``[e(n-1), en]`` (``right=True``: ``[e0, e1]``, ``(e1, e2]``, ...); the outer edges
+    are included and a value outside them is missing. Edges must lie within the column's public bounds and increase
+    strictly; ``labels`` name the bins (default: the intervals).
     """
-    return Bin(column, tuple(edges), None if labels is None else tuple(labels))
+    return Bin(column, tuple(edges), None if labels is None else tuple(labels), right)
 
 
 def household_count(table: str, where: Any = None, *, upper: int | None = None) -> UnitCount:
@@ -229,9 +246,12 @@ def household_sum(
 
 def _derivation_from_dict(data: Mapping[str, Any]) -> Derivation:
     keys = set(data) - {"name"}
-    if "bin" in keys and keys <= {"bin", "edges", "labels"}:
+    if "bin" in keys and keys <= {"bin", "edges", "labels", "right"}:
         labels = data.get("labels")
-        return Bin(data["bin"], tuple(data.get("edges") or ()), None if labels is None else tuple(labels))
+        right = data.get("right", False)
+        if not isinstance(right, bool):
+            raise QueryError(f"Derived column {data.get('name')!r}: right must be true or false, got {right!r}.")
+        return Bin(data["bin"], tuple(data.get("edges") or ()), None if labels is None else tuple(labels), right)
     if "condition" in keys and keys == {"condition"}:
         return condition_from_dict(data["condition"])
     if "count" in keys and keys <= {"count", "where", "upper"}:
@@ -247,7 +267,7 @@ def _derivation_from_dict(data: Mapping[str, Any]) -> Derivation:
             data.get("upper"),
         )
     raise QueryError(
-        f"Derived column {data.get('name')!r} must be one of {{bin, edges, labels}}, {{condition}}, "
+        f"Derived column {data.get('name')!r} must be one of {{bin, edges, labels, right}}, {{condition}}, "
         f"{{count, where, upper}} or {{sum, column, where, lower, upper}}; got keys {sorted(keys)}."
     )
 
@@ -379,7 +399,7 @@ def _derived_column(d: Derived, schema: TableSchema, schemas: Mapping[str, Table
             f"{v.column} in bins",
             categories=v.resolved_labels(),
             nullable=src.nullable or not covers,
-            description=f"Bins of {v.column} at edges {list(v.edges)} (left-closed, the last bin closed).",
+            description=f"Bins of {v.column} at edges {list(v.edges)} ({'right' if v.right else 'left'}-closed).",
         )
     if isinstance(v, Condition):
         check_condition(v, schema, label)

@@ -27,12 +27,12 @@ __all__ = ["DatasetRegistry", "POPULATION_TABLES"]
 POPULATION_TABLES: tuple[str, ...] = ("households", "persons", "signals")
 
 
-def _check(src: Path, schema: TableSchema) -> None:
-    """Check the rows against the schema exactly as the vault will when it loads them (counts, never values)."""
+def _check(src: Path, schema: TableSchema, engine: str = "duckdb") -> None:
+    """Check the rows against the schema on the dataset's engine, reading the file in place (counts, never values)."""
     from .dp.tabledata import TableData
 
     try:
-        TableData.load(src, schema)
+        TableData.load(src, schema, engine=engine)
     except SchemaError as exc:
         raise SchemaError(f"{src} does not match schema {schema.name!r}: {exc}") from None
 
@@ -55,8 +55,14 @@ class DatasetRegistry:
     ledger: Ledger
     policy: Policy
 
-    def add(self, name: str, path: str | Path, schema: TableSchema | str | Path) -> DatasetRecord:
-        """Register ``path`` (Parquet or CSV) as a new version of dataset ``name``."""
+    def add(
+        self, name: str, path: str | Path, schema: TableSchema | str | Path, *, engine: str = "duckdb"
+    ) -> DatasetRecord:
+        """Register ``path`` (Parquet or CSV) as a new version of dataset ``name``, answered by ``engine``
+        (``duckdb`` in the vault process, or ``spark``; see docs/operator.md)."""
+        from .dp.sql.placement import check_engine, write_engine
+
+        check_engine(engine)
         src = Path(path)
         sch = schema if isinstance(schema, TableSchema) else TableSchema.load(schema)
         if name != sch.name:
@@ -68,13 +74,14 @@ class DatasetRegistry:
         suffix = src.suffix.lower()
         if suffix not in (".parquet", ".csv"):
             raise SchemaError(f"Data file {str(src)!r} is {suffix or 'without suffix'}; give a .parquet or .csv file.")
-        _check(src, sch)
+        _check(src, sch, engine)
         version = self.ledger.next_version(name)
         dest = self.layout.dataset_dir(name, version)
         dest.mkdir(parents=True, exist_ok=False)
         target = dest / f"data{suffix}"
         shutil.copyfile(src, target)
         sch.save(dest / "schema.json")
+        write_engine(dest, engine)
         record = DatasetRecord(
             name=name,
             version=version,
@@ -88,7 +95,7 @@ class DatasetRegistry:
         )
         return self.ledger.add_dataset(record)
 
-    def add_population(self, directory: str | Path) -> list[DatasetRecord]:
+    def add_population(self, directory: str | Path, *, engine: str = "duckdb") -> list[DatasetRecord]:
         """Register the households, persons and signals tables of a generated population (never ground truth)."""
         root = Path(directory)
         out = []
@@ -99,5 +106,5 @@ class DatasetRegistry:
                     f"{root} is not a generated population: {data.name} or schema/{schema.name} is missing. "
                     "Create one with synthetic.write_population(out_dir, n_households)."
                 )
-            out.append(self.add(table, data, schema))
+            out.append(self.add(table, data, schema, engine=engine))
         return out

@@ -24,10 +24,11 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery
 from sandbox._private.shared.schema import TableSchema
 
-from .dp.engine import Checked, DPEngine
+from .dp.engine import Catalog, Checked, DPEngine
+from .dp.sql.placement import engine_of
 from .dp.tabledata import TableData
 from .ledger.ledger import ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
-from .registry import DatasetRegistry
+from .registry import POPULATION_TABLES, DatasetRegistry
 from .tokens import TokenInfo, TokenStore
 
 __all__ = ["VaultService", "result_payload"]
@@ -128,36 +129,52 @@ class VaultService:
                         f"registered {record.files_sha256}; it was changed after registration. Restore it or "
                         "register a new version."
                     )
-                self._tables[key] = TableData.load(record.path, self._schema(record))
+                # checked against the schema at registration and against its sha256 just now: open in place
+                engine = engine_of(record.path)
+                self._tables[key] = TableData.load(record.path, self._schema(record), engine=engine, validate=False)
             return self._tables[key]
 
-    def _prepare_query(self, body: Mapping[str, Any]) -> tuple[Checked, DatasetRecord, TableSchema]:
-        """Check a query, the one time the vault does: shape (``from_dict``), then schema and policy (``check``)."""
+    def _records(self, names: tuple[str, ...]) -> dict[str, DatasetRecord]:
+        """The current version of every table a query reads (NotFoundError for an unknown one)."""
+        return {n: self.ledger.dataset(n) for n in names}
+
+    def _catalog(self, records: Mapping[str, DatasetRecord], *, load: bool) -> Catalog:
+        """The tables (or, without ``load``, only their schemas) and populations of a query's records."""
+        tables = {n: (self._table(r) if load else _SchemaOnly(self._schema(r))) for n, r in records.items()}
+        return Catalog(tables, {n: _population(r) for n, r in records.items()})  # type: ignore[arg-type]
+
+    def _prepare_query(
+        self, body: Mapping[str, Any]
+    ) -> tuple[Checked, DatasetRecord, dict[str, DatasetRecord], dict[str, TableSchema]]:
+        """Check a query, the one time the vault does: shape (``from_dict``), then schemas, population and policy."""
         query = AggregateQuery.from_dict(body)
-        record = self.ledger.dataset(query.dataset)
-        schema = self._schema(record)
-        return self.engine.check(query, schema), record, schema
+        records = self._records(query.tables())
+        schemas = {n: self._schema(r) for n, r in records.items()}
+        checked = self.engine.check(query, self._catalog(records, load=False))
+        return checked, records[query.dataset], records, schemas
 
     def cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        checked, _, _ = self._prepare_query(body)
+        checked, _, _, _ = self._prepare_query(body)
         c = checked.cost
         return {"epsilon": float(c.epsilon), "delta": float(c.delta), "query": checked.item.to_dict()}
 
     def query(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        checked, record, schema = self._prepare_query(body)
+        checked, record, records, schemas = self._prepare_query(body)
         engine = self.engine
         query, c = checked.item, checked.cost
         assert isinstance(query, AggregateQuery)
-        table = self._table(record)  # loaded before the ledger lock is taken: loading is slow the first time
+        catalog = self._catalog(records, load=True)  # opened before the ledger lock is taken
+        versions = {n: r.version for n, r in records.items()}
 
         def compute() -> ComputedAnswer:
-            ans = engine.answer(checked, table)
+            ans = engine.answer(checked, catalog)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, query.kind))
 
+        # one charge, against the base table's record: its population's budget (a joined query is one question)
         outcome = self.ledger.charge(
             record,
             kind="aggregate",
-            query_key=query.canonical_key(schema),
+            query_key=query.canonical_key(schemas, versions),
             query=query.to_dict(),
             epsilon=float(c.epsilon),
             delta=float(c.delta),
@@ -168,29 +185,30 @@ class VaultService:
         )
         return _outcome_payload(outcome)
 
-    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Checked, FitQuery, DatasetRecord]:
-        """Check a fit, the one time the vault does: shape (``from_dict``), then schema, policy and epsilon cap."""
+    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Checked, FitQuery, DatasetRecord, dict[str, DatasetRecord]]:
+        """Check a fit, the one time the vault does: shape (``from_dict``), then schemas, policy and epsilon cap."""
         fq = FitQuery.from_dict(body)
-        record = self.ledger.dataset(fq.dataset)
-        return self.engine.check(fq, self._schema(record)), fq, record
+        records = self._records(fq.relation.tables())
+        checked = self.engine.check(fq, self._catalog(records, load=False))
+        return checked, fq, records[fq.dataset], records
 
     def fit_cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        _, fq, _ = self._prepare_fit(body)
+        _, fq, _, _ = self._prepare_fit(body)
         return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict()}
 
     def fit(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        checked, fq, record = self._prepare_fit(body)
+        checked, fq, record, records = self._prepare_fit(body)
         engine = self.engine
-        table = self._table(record)
+        catalog = self._catalog(records, load=True)
 
         def compute() -> ComputedAnswer:
-            ans = engine.fit(checked, table)
+            ans = engine.fit(checked, catalog)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, fq.spec.diffprivlib_class))
 
         outcome = self.ledger.charge(
             record,
             kind="model",
-            query_key=fq.canonical_key(),
+            query_key=fq.canonical_key({n: r.version for n, r in records.items()}),
             query=fq.to_dict(),
             epsilon=fq.epsilon,
             delta=fq.delta,
@@ -200,6 +218,23 @@ class VaultService:
             analyst_limit=self.policy.budget.epsilon_per_analyst,
         )
         return _outcome_payload(outcome)
+
+    def model_table(self, record: DatasetRecord, public: Mapping[str, Any], extra: tuple[str, ...] = ()) -> TableData:
+        """The rows a stored model was fitted on (its relation, if any), with its columns and ``extra`` ones.
+
+        For the in-vault fairness audit: a model fitted on a linked relation predicts on the same relation, and
+        ``extra`` names the protected attributes the audit groups by.
+        """
+        base = self._table(record)
+        relation = public.get("relation") or {}
+        if not relation:
+            return base
+        fq = FitQuery.from_dict({"dataset": record.name, "spec": public["spec"], "epsilon": 1.0, **relation})
+        records = {**self._records(fq.relation.tables()), record.name: record}
+        catalog = self._catalog(records, load=True)
+        schema = fq.resolve(catalog.schemas()).schema
+        columns = [fq.spec.target, *fq.spec.features, *(a for a in extra if a in schema)]
+        return self.engine.model_table(fq.relation, catalog, columns)
 
     def budget(self, name: str, caller: TokenInfo) -> dict[str, Any]:
         record = self.ledger.dataset(name)
@@ -211,6 +246,23 @@ class VaultService:
         record = self.ledger.result(result_id)
         record.verify()
         return result_payload(record, reused=True, charged=0.0)
+
+
+@dataclass(frozen=True)
+class _SchemaOnly:
+    """A catalog entry for checking a query before any table is opened (only its schema is read)."""
+
+    schema: TableSchema
+    engine: str = "duckdb"
+
+
+def _population(record: DatasetRecord) -> str:
+    """The population a dataset belongs to: the ledger's record of it, else the tables of a generated population
+    (registered together by ``add_population``) form one, and any other dataset is its own."""
+    named = getattr(record, "population", None)
+    if isinstance(named, str) and named:
+        return named
+    return "population" if record.name in POPULATION_TABLES else record.name
 
 
 def _mechanism(answer: Any, fallback: str) -> str:

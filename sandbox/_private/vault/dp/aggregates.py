@@ -61,6 +61,8 @@ class Catalog:
 
     def check_population(self, query_tables: tuple[str, ...]) -> None:
         """Refuse a query that reads a table of another population than its base table's."""
+        if not query_tables:
+            return
         base = query_tables[0]
         for t in query_tables[1:]:
             if t in self.tables and self.population(t) != self.population(base):

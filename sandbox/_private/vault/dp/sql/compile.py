@@ -145,8 +145,12 @@ class _Compiler:
         x = self.numeric(b.column)
         e = [self.d.number(v) for v in b.edges]
         n = len(e) - 1
-        whens = [f"WHEN {x} >= {e[i]} AND {x} < {e[i + 1]} THEN {i}" for i in range(n - 1)]
-        whens.append(f"WHEN {x} >= {e[n - 1]} AND {x} <= {e[n]} THEN {n - 1}")
+        if b.right:  # [e0, e1], (e1, e2], ...
+            whens = [f"WHEN {x} >= {e[0]} AND {x} <= {e[1]} THEN 0"]
+            whens += [f"WHEN {x} > {e[i]} AND {x} <= {e[i + 1]} THEN {i}" for i in range(1, n)]
+        else:  # [e0, e1), ..., [e(n-1), en]
+            whens = [f"WHEN {x} >= {e[i]} AND {x} < {e[i + 1]} THEN {i}" for i in range(n - 1)]
+            whens.append(f"WHEN {x} >= {e[n - 1]} AND {x} <= {e[n]} THEN {n - 1}")
         return f"(CASE {' '.join(whens)} END)"
 
     def _derived_nf(self, name: str) -> Condition:
