@@ -458,9 +458,9 @@ def relation_schema(relation: Relation, schemas: Mapping[str, TableSchema]) -> R
     """
     base = _schema_of(schemas, relation.base, "dataset")
     columns: list[Column] = list(base.columns)
-    origin: dict[str, tuple[str, str]] = {c.name: (base.name, c.name) for c in base.columns}
+    origin: dict[str, tuple[str, str]] = {c.name: (relation.base, c.name) for c in base.columns}
     rows = base.max_rows_per_unit
-    seen = {base.name}
+    seen = {relation.base}
     for j in relation.joins:
         what = f"join with {j.table!r}"
         if j.table in seen:
@@ -486,7 +486,7 @@ def relation_schema(relation: Relation, schemas: Mapping[str, TableSchema]) -> R
                 )
             columns.append(_renamed(c, name))
             names.add(name)
-            origin[name] = (other.name, c.name)
+            origin[name] = (j.table, c.name)
     derived: dict[str, Derived] = {}
     for d in relation.derived:
         if d.name in {c.name for c in columns}:
@@ -496,7 +496,7 @@ def relation_schema(relation: Relation, schemas: Mapping[str, TableSchema]) -> R
         partial = _combined(base, relation, columns, rows)
         columns.append(_derived_column(d, partial, schemas))
         derived[d.name] = d
-    row_tables = (base.name, *(j.table for j in relation.joins))
+    row_tables = (relation.base, *(j.table for j in relation.joins))
     used = {t: schemas[t] for t in relation.tables()}
     return RelationSchema(_combined(base, relation, columns, rows), origin, derived, row_tables, relation, used)
 
