@@ -17,10 +17,12 @@ which depends on that household's rows only, and applies before the filter.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,10 +32,10 @@ from sandbox._private.shared.plan import RelationSchema
 from sandbox._private.shared.query import AggregateQuery
 from sandbox._private.shared.schema import TableSchema
 
-from .sql.compile import EXCLUDED, TRUNCATED, compile_cells, compile_values, magnitude
+from .sql.compile import EXCLUDED, TRUNCATED, CellSQL, compile_cells, compile_values, magnitude, ordered_table
 from .tabledata import TableData
 
-__all__ = ["Catalog", "CellStats", "exact_cells", "cell_keys", "bin_edges", "UnitStats"]
+__all__ = ["Catalog", "CellStats", "exact_cells", "cell_keys", "bin_edges", "UnitStats", "clear_cache"]
 
 
 @dataclass(frozen=True)
@@ -179,22 +181,72 @@ class _ExactCache:
 
 
 _CACHE = _ExactCache()
+#: Tests set ``STRATEGY_GROUPED[0] = True`` to force the grouped strategy (to compare it with the ordered one).
+STRATEGY_GROUPED = [False]
 
 
 def exact_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: int) -> CellStats:
     """Run the exact part of ``query`` (checked against ``rs``) on the catalog's tables with ``k`` rows kept."""
     sources, runner = _sources(catalog, rs)
-    plan = compile_cells(query, rs, sources, runner.dialect, k)
-    key = f"{runner.dialect.name}|{plan.sql}|{query.kind}|{query.q}"
+    contiguous = frozenset(n for n in rs.tables if catalog.tables[n].profile.contiguous and not STRATEGY_GROUPED[0])
+    plan = compile_cells(query, rs, sources, runner.dialect, k, contiguous)
+    parts: list[CellSQL] = [plan]
+    multi = ordered_table(rs, contiguous) if plan.strategy == "ordered" else None
+    if multi is not None and len(catalog.tables[multi].profile.parts) > 1:
+        parts = [
+            compile_cells(query, rs, sources, runner.dialect, k, contiguous, part)
+            for part in catalog.tables[multi].profile.parts
+        ]
+    key = f"{runner.dialect.name}|{'|'.join(p.sql for p in parts)}|{query.kind}|{query.q}"
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    stats = _run(query, rs, sources, runner, plan, k)
+    if len(parts) == 1:
+        stats = _run(query, rs, sources, runner, plan, k)
+    else:  # units never straddle parts: answer them in parallel (DuckDB releases the GIL) and add them up
+        with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
+            pieces = list(pool.map(lambda p: _run(query, rs, sources, runner, p, k, values=False), parts))
+        stats = _merge(pieces)
+        if query.kind == "quantile":
+            stats = replace(stats, values=_values(query, rs, sources, runner, k, plan.n_cells))
     _CACHE.put(key, stats)
     return stats
 
 
-def _run(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, plan: Any, k: int) -> CellStats:
+def _merge(pieces: list[CellStats]) -> CellStats:
+    """The statistics of the union of disjoint sets of households."""
+    first = pieces[0]
+    top1 = top2 = abs_total = None
+    if first.top1 is not None:
+        tops = np.stack([np.stack([p.top1, p.top2]) for p in pieces], axis=0)  # type: ignore[list-item]
+        flat = np.sort(tops.transpose(2, 0, 1).reshape(first.top1.size, -1), axis=1)
+        top1, top2 = flat[:, -1].copy(), flat[:, -2].copy()
+        abs_total = np.sum([p.abs_total for p in pieces], axis=0)
+    return CellStats(
+        rows=np.sum([p.rows for p in pieces], axis=0),
+        units=np.sum([p.units for p in pieces], axis=0),
+        total=np.sum([p.total for p in pieces], axis=0),
+        centred=np.sum([p.centred for p in pieces], axis=0),
+        squares=np.sum([p.squares for p in pieces], axis=0),
+        abs_total=abs_total,
+        top1=top1,
+        top2=top2,
+        rows_in=sum(p.rows_in for p in pieces),
+        rows_truncated=sum(p.rows_truncated for p in pieces),
+        values=None,
+        strategy=f"{first.strategy} x{len(pieces)}",
+    )
+
+
+def _run(
+    query: AggregateQuery,
+    rs: RelationSchema,
+    sources: dict[str, str],
+    runner: Any,
+    plan: CellSQL,
+    k: int,
+    values: bool = True,
+) -> CellStats:
     n = plan.n_cells
     rows = np.zeros(n, dtype=np.int64)
     units = np.zeros(n, dtype=np.int64)
@@ -221,8 +273,8 @@ def _run(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], run
                 top = sorted((float(v) for v in (rec[7] or [])), reverse=True)
                 top1[cell] = top[0] if top else 0.0
                 top2[cell] = top[1] if len(top) > 1 else 0.0
-    values = _values(query, rs, sources, runner, k, n) if query.kind == "quantile" else None
-    return CellStats(rows, units, sums[0], sums[1], sums[2], abs_total, top1, top2, rows_in, truncated, values, plan.strategy)
+    vals = _values(query, rs, sources, runner, k, n) if query.kind == "quantile" and values else None
+    return CellStats(rows, units, sums[0], sums[1], sums[2], abs_total, top1, top2, rows_in, truncated, vals, plan.strategy)
 
 
 def _values(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, k: int, n: int) -> list[np.ndarray]:
@@ -234,3 +286,9 @@ def _values(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], 
     ends = np.searchsorted(cells, np.arange(n), side="right")
     starts = np.searchsorted(cells, np.arange(n), side="left")
     return [np.sort(x[s:e]) for s, e in zip(starts, ends, strict=True)]
+
+
+def clear_cache() -> None:
+    """Forget every cached exact result (benchmarks time the exact part anew; tests compare strategies)."""
+    with _CACHE._lock:
+        _CACHE._items.clear()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,7 +31,16 @@ import pyarrow as pa
 from sandbox._private.shared.errors import SchemaError
 from sandbox._private.shared.schema import TableSchema
 
-from .sql.checks import Profile, check_columns, check_units, profile_sql, raise_problems, runs_sql, validate_sql
+from .sql.checks import (
+    Profile,
+    check_columns,
+    check_units,
+    part_units_sql,
+    profile_sql,
+    raise_problems,
+    split_sql,
+    validate_sql,
+)
 from .sql.runner import ENGINES, Runner, runner_for, typed_exprs
 
 __all__ = ["TableData", "Profile"]
@@ -176,10 +186,20 @@ class TableData:
         ((n_units, max_rows, over),) = runner.rows(profile_sql(d, self.schema, source))
         check_units(self.schema, int(n_units), int(max_rows), int(over or 0))
         contiguous: bool | None = None
+        parts: tuple[tuple[int, int, int, int], ...] = ()
         if d.streaming_lag:
-            ((runs,),) = runner.rows(runs_sql(d, self.schema, source))
-            contiguous = int(runs) == int(n_units)
-        return Profile(n_rows, int(n_units), int(max_rows), contiguous)
+            n_parts = _n_parts(n_rows) if int(max_rows) > 1 else 1
+            targets = [n_rows * j // n_parts for j in range(1, n_parts)]
+            (row,) = runner.rows(split_sql(d, self.schema, source, targets))
+            contiguous = int(row[0]) == int(n_units)
+            if contiguous and n_parts > 1:
+                starts = sorted({0, *(int(b) for b in row[1:] if b is not None)})
+                units = runner.rows(part_units_sql(d, self.schema, source, starts))
+                ends = [*starts[1:], n_rows]
+                parts = tuple(
+                    (lo, hi, int(umin), int(umax)) for (lo, hi), (_, umin, umax) in zip(zip(starts, ends, strict=True), units, strict=True)
+                )
+        return Profile(n_rows, int(n_units), int(max_rows), contiguous, parts)
 
     @property
     def profile(self) -> Profile:
@@ -268,6 +288,14 @@ class TableData:
             h.update(c.name.encode())
             h.update((self.codes if c.kind in ("category", "bool") else self.values)[c.name].tobytes())
         return h.hexdigest()
+
+
+#: Rows per part of a contiguous many-row table, at the least, and the most parts (answered in parallel).
+PART_ROWS = 1_000_000
+
+
+def _n_parts(n_rows: int) -> int:
+    return max(1, min(n_rows // PART_ROWS, 2 * (os.cpu_count() or 1), 16))
 
 
 def _freeze(arr: np.ndarray) -> np.ndarray:

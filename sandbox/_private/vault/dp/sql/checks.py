@@ -19,7 +19,16 @@ from sandbox._private.shared.schema import TableSchema
 
 from .dialect import Dialect
 
-__all__ = ["Profile", "check_columns", "validate_sql", "raise_problems", "profile_sql", "runs_sql"]
+__all__ = [
+    "Profile",
+    "check_columns",
+    "validate_sql",
+    "raise_problems",
+    "profile_sql",
+    "runs_sql",
+    "split_sql",
+    "part_units_sql",
+]
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,16 @@ class Profile:
         The most rows one unit has (at most the schema's ``max_rows_per_unit``, or the table was refused).
     contiguous : bool or None
         Whether every unit's rows are adjacent in file order (None: not measured, as on Spark).
+    parts : tuple of (int, int, int, int)
+        For a contiguous table: ranges of rows that start at a unit's first row, as ``(first row, end row,
+        smallest unit, largest unit)``; the ordered strategy answers them in parallel (a unit is never split).
     """
 
     n_rows: int
     n_units: int
     max_rows: int
     contiguous: bool | None
+    parts: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def check_columns(schema: TableSchema, raw: dict[str, str]) -> None:
@@ -138,6 +151,24 @@ def runs_sql(d: Dialect, schema: TableSchema, source: str) -> str:
         f"SELECT coalesce(sum(CASE WHEN _u IS DISTINCT FROM _p THEN 1 ELSE 0 END), 0) "
         f"FROM (SELECT {u} AS _u, lag({u}) OVER () AS _p FROM {source}) AS _r"
     )
+
+
+def split_sql(d: Dialect, schema: TableSchema, source: str, targets: list[int]) -> str:
+    """Runs of equal unit keys, and for each target row the first row at or after it that starts a unit."""
+    u = d.ident(schema.unit_column)
+    firsts = ", ".join(f"min(CASE WHEN _rn >= {t} AND _u IS DISTINCT FROM _p THEN _rn END)" for t in targets)
+    return (
+        f"SELECT coalesce(sum(CASE WHEN _u IS DISTINCT FROM _p THEN 1 ELSE 0 END), 0){', ' + firsts if firsts else ''} "
+        f"FROM (SELECT _rn, {u} AS _u, lag({u}) OVER () AS _p FROM {source}) AS _r"
+    )
+
+
+def part_units_sql(d: Dialect, schema: TableSchema, source: str, starts: list[int]) -> str:
+    """Smallest and largest unit key of each part (parts begin at ``starts``)."""
+    u = d.ident(schema.unit_column)
+    case = " ".join(f"WHEN _rn < {b} THEN {i}" for i, b in enumerate(starts[1:]))
+    part = f"CASE {case} ELSE {len(starts) - 1} END" if case else "0"
+    return f"SELECT {part} AS _part, min({u}), max({u}) FROM {source} GROUP BY 1 ORDER BY 1"
 
 
 def check_units(schema: TableSchema, n_units: int, max_rows: int, over: int) -> None:

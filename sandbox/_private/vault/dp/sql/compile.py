@@ -40,6 +40,7 @@ __all__ = [
     "compile_values",
     "compile_frame",
     "single_relation",
+    "ordered_table",
     "TRUNCATED",
     "EXCLUDED",
     "magnitude",
@@ -84,6 +85,14 @@ class _Compiler:
         self.needed: dict[str, set[str]] = {t: set() for t in rs.row_tables}
         self.aggs: list[tuple[str, UnitCount | UnitSum]] = []
         self._seen: set[str] = set()
+        #: ``(first unit, last unit)`` of the part being compiled: household-side tables are read for these only
+        self.unit_range: tuple[int, int] | None = None
+
+    def unit_filter(self, unit: str) -> str:
+        if self.unit_range is None:
+            return "TRUE"
+        lo, hi = self.unit_range
+        return f"{self.d.ident(unit)} BETWEEN {int(lo)} AND {int(hi)}"
 
     # -- which columns the query reads ------------------------------------------------------------------------
     def need(self, name: str) -> None:
@@ -221,6 +230,7 @@ class _Compiler:
         else:
             value = f"coalesce(sum({sub.clipped(agg.column)}), 0.0e0)"
         src = self.sources[agg.table]
+        where = f"{where} AND {self.unit_filter(schema.unit_column)}"
         return f"SELECT {d.ident(schema.unit_column)} AS _u, {value} AS _v FROM {src} WHERE {where} GROUP BY 1"
 
     # -- cells ----------------------------------------------------------------------------------------------
@@ -286,11 +296,26 @@ def _sums(c: _Compiler) -> tuple[str, str, str]:
 
 
 def compile_cells(
-    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], dialect: Dialect, k: int
+    query: AggregateQuery,
+    rs: RelationSchema,
+    sources: dict[str, str],
+    dialect: Dialect,
+    k: int,
+    contiguous: frozenset[str] = frozenset(),
+    part: tuple[int, int, int, int] | None = None,
 ) -> CellSQL:
-    """The statement of exact per-cell statistics for ``query`` (checked) on ``rs`` with ``k`` rows per household."""
+    """The statement of exact per-cell statistics for ``query`` (checked) on ``rs`` with ``k`` rows per household.
+
+    ``contiguous`` names the tables whose households' rows are adjacent in file order; when the relation has one
+    many-row table among them and the question separates into its side and the household side, the ordered
+    strategy (:func:`_ordered`) replaces the per-household grouping by a streaming pass.
+    """
     c = _Compiler(query, rs, sources, dialect)
     c.prepare()
+    if dialect.streaming_lag:
+        plan = _ordered(c, k, contiguous, part)
+        if plan is not None:
+            return plan
     d = dialect
     rows_max = rs.schema.max_rows_per_unit
     truncate = k < rows_max
@@ -333,6 +358,180 @@ def compile_cells(
             "FROM b JOIN m ON b._cell = m._mc GROUP BY _cell"
         )
     return CellSQL(sql, n_cells, "grouped" if per_unit else "unit", split)
+
+
+def _side(c: _Compiler, name: str, multi: str) -> str:
+    """``m``: the column comes from the many-row table; ``h``: constant within a household; ``x``: both."""
+    if name in c.rs.derived:
+        v = c.rs.derived[name].value
+        if isinstance(v, UnitCount | UnitSum):
+            return "h"
+        refs = {v.column} if isinstance(v, Bin) else v.columns()
+        sides = {_side(c, r, multi) for r in refs}
+        return sides.pop() if len(sides) == 1 else "x" if sides else "h"
+    return "m" if c.rs.origin[name][0] == multi else "h"
+
+
+def _cond_side(c: _Compiler, cond: Condition, multi: str) -> str:
+    sides = {_side(c, n, multi) for n in cond.columns()}
+    return sides.pop() if len(sides) == 1 else ("h" if not sides else "x")
+
+
+def ordered_table(rs: RelationSchema, contiguous: frozenset[str]) -> str | None:
+    """The one many-row table of the relation, if it is contiguous (a candidate for the ordered strategy)."""
+    multi = [t for t in rs.row_tables if rs.tables[t].max_rows_per_unit > 1]
+    return multi[0] if len(multi) == 1 and multi[0] in contiguous else None
+
+
+def _ordered(
+    c: _Compiler, k: int, contiguous: frozenset[str], part: tuple[int, int, int, int] | None = None
+) -> CellSQL | None:
+    """Per-cell statistics in one streaming pass over the many-row table, when its households are contiguous.
+
+    In file order the rows of a household are adjacent, so "an earlier row of the same household falls in the same
+    cell" is ``lag(key, s) = key`` for ``s < k`` with ``key = household * cells + the cell's part from this table``
+    (the household side of the cell and of the filter is equal for all its rows), the bound is
+    ``lag(household, k) <> household`` and a household's total in a cell is summed onto its first row there with
+    ``lead``. DuckDB streams ``lag``/``lead`` ``OVER ()`` in scan order. Returns None when the shape does not allow
+    it (then the grouped strategy answers): not exactly one many-row table, not contiguous, or a column, condition
+    or derived value that mixes the two sides.
+    """
+    q, rs, d = c.q, c.rs, c.d
+    multi_tables = [t for t in rs.row_tables if rs.tables[t].max_rows_per_unit > 1]
+    if len(multi_tables) != 1 or multi_tables[0] not in contiguous:
+        return None
+    multi = multi_tables[0]
+    R = rs.schema.max_rows_per_unit
+    k = min(k, R)
+    if k <= 1:
+        return None
+    n_cells = q.n_cells(rs.schema)
+    lo_u, hi_u = rs.schema.column(rs.schema.unit_column).bounds
+    if max(abs(lo_u), abs(hi_u)) * max(n_cells, 1) >= 2**62:
+        return None
+    where = c.where()
+    conjuncts = [] if isinstance(where, Const) and where.value else list(where.args) if isinstance(where, And) else [where]
+    parts: dict[str, list[str]] = {"m": [], "h": []}
+    for cj in conjuncts:
+        side = _cond_side(c, cj, multi)
+        if side == "x":
+            return None
+        parts[side].append(c.condition(cj))
+    cell_parts: dict[str, list[str]] = {"m": [], "h": []}
+    stride = 1
+    strides: dict[str, int] = {}
+    for name in reversed(q.by):
+        strides[name] = stride
+        stride *= len(rs.schema.group_keys(name))
+    bins = q.bins if q.kind == "histogram" else None
+    for name in q.by:
+        side = _side(c, name, multi)
+        if side == "x":
+            return None
+        mult = strides[name] * (bins or 1)
+        cell_parts[side].append(f"{c.code(name)} * {mult}")
+        if rs.schema.column(name).nullable:
+            parts[side].append(f"{c.code(name)} IS NOT NULL")
+    xside = None
+    if q.column is not None:
+        xside = _side(c, q.column, multi)
+        if xside == "x":
+            return None
+        if rs.schema.column(q.column).nullable:
+            parts[xside].append(c._is_null(q.column, negate=True))
+    x, y, sq = _sums(c)
+    if bins is not None:
+        assert q.column is not None and xside is not None
+        lo, hi = rs.schema.column(q.column).bounds
+        width = (hi - lo) / bins if hi > lo else 1.0
+        cell_parts[xside].append(
+            f"least(CAST(floor(({c.clipped(q.column)} - {d.number(lo)}) / {d.number(width)}) AS BIGINT), {bins - 1})"
+        )
+    mag = magnitude(q.kind)
+    truncate = k < R
+    # the many-row table's CTE: its columns, the cell's and the filter's part from it, the value if it is there
+    unit = rs.schema.unit_column
+    i_multi = rs.row_tables.index(multi)
+    cols = sorted(c.needed[multi])
+    cs = " + ".join(cell_parts["m"]) or "0"
+    ps = " AND ".join(parts["m"]) or "TRUE"
+    sel = [f"{d.ident(unit)} AS _u", f"_rn AS _rn{i_multi}", *(f"{d.ident(rs.origin[n][1])} AS {d.ident(n)}" for n in cols)]
+    rows = "TRUE" if part is None else f"_rn >= {int(part[0])} AND _rn < {int(part[1])}"
+    c.unit_range = None if part is None else (part[2], part[3])
+    ctes = [f"tm AS (SELECT {', '.join(sel)} FROM {c.sources[multi]} WHERE {rows})"]
+    xs = x if xside == "m" else "0.0e0"
+    # one projection computes the table's part of the cell, of the filter and the value (each once); the bound,
+    # when it bites, is one lag of the household key; the key that the lags compare is NULL for a row the bound or
+    # the filter drops, so that later rows are compared only with the rows that count
+    ctes.append(f"w1 AS (SELECT _u, {cs} AS _cs, {ps} AS _ps, {xs} AS _xs FROM tm)")
+    if truncate:
+        ctes.append(f"w2 AS (SELECT *, lag(_u, {k}) OVER () IS DISTINCT FROM _u AS _keep FROM w1)")
+    else:
+        ctes.append("w2 AS (SELECT *, TRUE AS _keep FROM w1)")
+    ctes.append(f"wm AS (SELECT *, CASE WHEN _ps AND _keep THEN _u * {n_cells} + _cs END AS _key FROM w2)")
+    wins = [f"lag(_key, {s}) OVER () AS _l{s}" for s in range(1, k)]
+    if mag:
+        wins += [f"lead(_key, {s}) OVER () AS _f{s}" for s in range(1, k)]
+        if xside == "m":
+            wins += [f"lead(_xs, {s}) OVER () AS _x{s}" for s in range(1, k)]
+    ctes.append(f"lw AS (SELECT *, {', '.join(wins)} FROM wm)")
+    # branch-free: (a = b) is NULL when either side is; OR is TRUE if any term is TRUE
+    first = "NOT coalesce(" + " OR ".join(f"_l{s} = _key" for s in range(1, k)) + ", FALSE)"
+    extra = []
+    if mag:
+        if xside == "m":
+            terms = " + ".join(f"coalesce(CAST(_f{s} = _key AS DOUBLE) * _x{s}, 0.0e0)" for s in range(1, k))
+            extra.append(f"_xs + {terms} AS _ct")
+        else:
+            terms = " + ".join(f"coalesce(CAST(_f{s} = _key AS INTEGER), 0)" for s in range(1, k))
+            extra.append(f"1 + {terms} AS _mult")
+    m_cols = ["_u", "_cs", "_ps", "_xs", "_keep", f"{first} AS _first", *extra]
+    ctes.append(f"mm AS (SELECT {', '.join(m_cols)} FROM lw)")
+    # the household side: the other row tables (one row per household) and the per-household aggregates
+    others = [t for t in rs.row_tables if t != multi]
+    rel_cols = ["mm.*"]
+    joins = ["mm"]
+    for j, table in enumerate(others):
+        hcols = sorted(c.needed[table])
+        hsel = [f"{d.ident(unit)} AS _u", *(f"{d.ident(rs.origin[n][1])} AS {d.ident(n)}" for n in hcols)]
+        ctes.append(f"h{j} AS (SELECT {', '.join(hsel)} FROM {c.sources[table]} WHERE {c.unit_filter(unit)})")
+        joins.append(f"JOIN h{j} ON mm._u = h{j}._u")
+        rel_cols += [f"h{j}.{d.ident(n)}" for n in hcols]
+    for j, (name, agg) in enumerate(c.aggs):
+        ctes.append(f"d{j} AS ({c._aggregate(agg)})")
+        joins.append(f"LEFT JOIN d{j} ON mm._u = d{j}._u")
+        lo, hi = rs.schema.column(name).bounds
+        rel_cols.append(f"least(greatest(coalesce(d{j}._v, 0.0e0), {d.number(lo)}), {d.number(hi)}) AS {d.ident(name)}")
+    ctes.append(f"rel AS (SELECT {', '.join(rel_cols)} FROM {' '.join(joins)})")
+    ch = " + ".join(cell_parts["h"]) or "0"
+    hp = " AND ".join(parts["h"]) or "TRUE"
+    if xside == "m":
+        xv, yv, sqv, ct = "_xs", _centre(c, "_xs")[0], _centre(c, "_xs")[1], "_ct" if mag else "0.0e0"
+    else:
+        xv, yv, sqv = x, y, sq
+        ct = f"({x}) * _mult" if mag else "0.0e0"
+    cell = f"CASE WHEN NOT _keep THEN {TRUNCATED} WHEN _ps AND {hp} THEN _cs + {ch} ELSE {EXCLUDED} END"
+    ctes.append(f"cells AS (SELECT {cell} AS _cell, _first, {xv} AS _x, {yv} AS _y, {sqv} AS _sq, {ct} AS _c FROM rel)")
+    stats = (
+        "count(*) AS n, sum(CASE WHEN _first THEN 1 ELSE 0 END) AS units, sum(_x) AS t, sum(_y) AS c1, sum(_sq) AS c2"
+    )
+    if mag:
+        tail = "sum(abs(_c)) FILTER (WHERE _first) AS abs_total, max(abs(_c), 2) FILTER (WHERE _first) AS top"
+    else:
+        tail = "0.0e0, 0.0e0, 0.0e0"
+    sql = f"WITH {', '.join(ctes)} SELECT _cell, {stats}, {tail} FROM cells GROUP BY _cell"
+    return CellSQL(sql, n_cells, "ordered", False)
+
+
+def _centre(c: _Compiler, x: str) -> tuple[str, str]:
+    """``x - mid`` and ``(x - mid)^2 - r^2/2`` of an already clipped value expression ``x``."""
+    q = c.q
+    if q.column is None or q.kind in ("count", "histogram", "quantile"):
+        return "0.0e0", "0.0e0"
+    lo, hi = c.schema.column(q.column).bounds
+    mid, r = (lo + hi) / 2, (hi - lo) / 2
+    y = f"({x} - {c.d.number(mid)})"
+    return y, (f"({y} * {y} - {c.d.number(r * r / 2)})" if q.kind == "variance" else "0.0e0")
 
 
 def compile_values(
