@@ -226,8 +226,9 @@ def _report(name: str, ours: dict[str, Any], floors: dict[str, dict[str, Any]]) 
         ok = ok and ratio <= 1.5 and ours["peak_gib"] < MEMORY_TARGET_GIB
     floor_text = ", ".join(f"{k} {v['median_s']:.3f} s" for k, v in floors.items())
     print(
-        f"  ours {ours['median_s']:.3f} s (max {ours['max_s']:.3f}; strategy {ours['strategy']}, k={ours['rows_per_unit']}, "
-        f"{ours['rows_in']:,} rows, {ours['rows_truncated']:,} truncated, {ours['cells']} cells); exact floor: {floor_text}; "
+        f"  ours {ours['median_s']:.3f} s (max {ours['max_s']:.3f}; strategy {ours['strategy']}, "
+        f"k={ours['rows_per_unit']}, {ours['rows_in']:,} rows, {ours['rows_truncated']:,} truncated, "
+        f"{ours['cells']} cells); exact floor: {floor_text}; "
         f"ratio to the best floor {ratio:.2f}x"
     )
     print(
@@ -254,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         role, kind, *rest = args.child
         paths = json.loads(rest[-1])
-        out = child_ours(kind, paths, args.repeats) if role == "ours" else child_floor(kind, rest[0], paths, args.repeats)
+        out = (
+            child_ours(kind, paths, args.repeats) if role == "ours" else child_floor(kind, rest[0], paths, args.repeats)
+        )
         print(json.dumps(out))
         return 0
     wanted = args.only or ["join", "mean", "signals10x"]
@@ -270,20 +273,26 @@ def main(argv: list[str] | None = None) -> int:
         if "join" in wanted:
             paths = {k: v for k, v in pop.items() if k.startswith(("households", "persons"))}
             print("join: share of persons in poverty by migration background, persons ⨝ households")
-            ours = _child(["ours", "join", json.dumps(paths)] + [], None)
+            ours = _child(["ours", "join", json.dumps(paths)])
             floors = {e: _child(["floor", "join", e, json.dumps(paths)]) for e in ("duckdb", "polars")}
             ok &= _report("join", ours, floors)
         if "mean" in wanted:
             t0 = time.perf_counter()
             paths = person_table(args.person_rows, work)
-            print(f"mean: grouped DP mean over {args.person_rows:,} person rows (written in {time.perf_counter() - t0:.0f} s)")
+            print(
+                f"mean: grouped DP mean over {args.person_rows:,} person rows "
+                f"(written in {time.perf_counter() - t0:.0f} s)"
+            )
             ours = _child(["ours", "mean", json.dumps(paths)])
             floors = {e: _child(["floor", "mean", e, json.dumps(paths)]) for e in ("duckdb", "polars")}
             ok &= _report("mean", ours, floors)
         if "signals10x" in wanted:
             paths, n = signals_10x(root, work)
             size = os.path.getsize(paths["signals"]) / 2**20
-            print(f"signals10x: {n:,} signal rows (10x national; {size:.0f} MiB Parquet), DuckDB memory limit {args.memory_limit}")
+            print(
+                f"signals10x: {n:,} signal rows (10x national; {size:.0f} MiB Parquet), "
+                f"DuckDB memory limit {args.memory_limit}"
+            )
             env = {"SANDBOX_DUCKDB_MEMORY_LIMIT": args.memory_limit, "SANDBOX_DUCKDB_TEMP": str(work / "spill")}
             ours = _child(["ours", "signals10x", json.dumps(paths)], env)
             floors = {e: _child(["floor", "signals10x", e, json.dumps(paths)]) for e in ("duckdb", "polars")}

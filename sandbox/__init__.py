@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from ._private.kernel.workspace import Dataset, Workspace, connect
     from ._private.shared.dummy import dummy_frame
     from ._private.shared.expr import col
-    from ._private.shared.plan import cut, household_count, household_sum
     from ._private.shared.modelspec import ModelSpec
+    from ._private.shared.plan import cut, household_count, household_sum
     from ._private.shared.query import AggregateQuery
     from ._private.vault.outbox.verify import VerifyReport, verify_workspace
     from .fairness import FairnessAudit, audit_predictions

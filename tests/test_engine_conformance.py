@@ -60,19 +60,28 @@ OLD = Derived("over_67", sb.col("age") > 67)
 SHAPES: dict[str, AggregateQuery] = {
     "count": AggregateQuery("households", "count", epsilon=1.0),
     "sum by 2": AggregateQuery("households", "sum", "disposable_income", epsilon=1.0, by=("household_type", "housing")),
-    "mean value filter": AggregateQuery("households", "mean", "n_creditors", epsilon=1.0, where={"housing": ["social_rent"]}),
+    "mean value filter": AggregateQuery(
+        "households", "mean", "n_creditors", epsilon=1.0, where={"housing": ["social_rent"]}
+    ),
     "variance numeric": AggregateQuery("households", "variance", "total_debt", epsilon=1.0, where=sb.col("age") > 67),
     "quantile": AggregateQuery("households", "quantile", "disposable_income", epsilon=1.0, q=0.5, by=("urbanisation",)),
     "histogram": AggregateQuery("persons", "histogram", "age", epsilon=1.0, bins=7, by=("gender",)),
     "persons bounded": AggregateQuery("persons", "mean", "age", epsilon=1.0, by=("migration_background",)),
-    "persons ⨝ households": AggregateQuery("persons", "mean", "poverty", epsilon=1.0, by=("migration_background",), joins=J),
+    "persons ⨝ households": AggregateQuery(
+        "persons", "mean", "poverty", epsilon=1.0, by=("migration_background",), joins=J
+    ),
     "children in poverty": AggregateQuery(
         "persons", "count", epsilon=1.0, by=("household_type",), where=(sb.col("age") < 18) & sb.col("poverty"), joins=J
     ),
     "signals ⨝ households": AggregateQuery(
-        "signals", "sum", "amount", epsilon=1.0, by=("household_type",),
-        where=sb.col("registered_problematic_debt") & sb.col("month").between(7, 12), joins=J,
-    ),  # fmt: skip
+        "signals",
+        "sum",
+        "amount",
+        epsilon=1.0,
+        by=("household_type",),
+        where=sb.col("registered_problematic_debt") & sb.col("month").between(7, 12),
+        joins=J,
+    ),
     "persons ⨝ signals": AggregateQuery(
         "persons", "count", epsilon=1.0, by=("creditor_type",), where=sb.col("age") >= 18, joins=(Join("signals"),)
     ),

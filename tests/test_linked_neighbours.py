@@ -33,14 +33,18 @@ def _c(name: str, kind: str, **kw: object) -> Column:
     return Column(name=name, kind=kind, label_nl=name, label_en=name, **kw)  # type: ignore[arg-type]
 
 
-HOUSEHOLDS = TableSchema(
-    "households", "h", "h", "household", "household_id", 1,
-    (_c("household_id", "id", lower=1, upper=10_000), _c("poverty", "bool"), _c("income", "float", lower=0, upper=UPPER)),
-)  # fmt: skip
-PERSONS = TableSchema(
-    "persons", "p", "p", "household", "household_id", 7,
-    (_c("person_id", "id", lower=1, upper=100_000), _c("household_id", "id", lower=1, upper=10_000), _c("age", "int", lower=0, upper=105)),
-)  # fmt: skip
+HH_COLUMNS = (
+    _c("household_id", "id", lower=1, upper=10_000),
+    _c("poverty", "bool"),
+    _c("income", "float", lower=0, upper=UPPER),
+)
+P_COLUMNS = (
+    _c("person_id", "id", lower=1, upper=100_000),
+    _c("household_id", "id", lower=1, upper=10_000),
+    _c("age", "int", lower=0, upper=105),
+)
+HOUSEHOLDS = TableSchema("households", "h", "h", "household", "household_id", 1, HH_COLUMNS)
+PERSONS = TableSchema("persons", "p", "p", "household", "household_id", 7, P_COLUMNS)
 
 
 def _frames(seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,7 +59,9 @@ def _frames(seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     sizes = rng.integers(1, 4, n)
     pid = np.repeat(hh.household_id.to_numpy(), sizes)
-    persons = pd.DataFrame({"person_id": np.arange(1, pid.size + 1), "household_id": pid, "age": rng.integers(0, 90, pid.size)})
+    persons = pd.DataFrame(
+        {"person_id": np.arange(1, pid.size + 1), "household_id": pid, "age": rng.integers(0, 90, pid.size)}
+    )
     return hh, persons
 
 
@@ -102,7 +108,12 @@ def test_the_join_sensitivity_counts_every_row_the_household_adds(neighbours: tu
     exact = [float(ENGINE.answer(q, c).private["cells"][0]["total"]) for c in (d, d_plus)]
     assert exact[1] - exact[0] == pytest.approx(K * UPPER)
     draws = [
-        np.array([noisy_vector(np.array([x]), epsilon=EPS, delta=0.0, sensitivity=UPPER, integer=False)[0][0] for _ in range(RUNS)])
+        np.array(
+            [
+                noisy_vector(np.array([x]), epsilon=EPS, delta=0.0, sensitivity=UPPER, integer=False)[0][0]
+                for _ in range(RUNS)
+            ]
+        )
         for x in exact
     ]
     assert worst_violation(draws[0], draws[1], EPS) > TOL

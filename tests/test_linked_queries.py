@@ -11,7 +11,6 @@ compared with pandas exactly.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,7 +103,12 @@ def test_share_of_persons_in_poverty_by_migration_background(population: dict[st
         per_hh = sub.groupby("household_id").poverty.sum().sort_values(ascending=False).to_numpy()
         assert cells[(mb,)]["top1"] == per_hh[0] and cells[(mb,)]["top2"] == per_hh[1]
     # the household's own migration background is there too, under the join's suffix
-    by_hh = _answer(population, AggregateQuery("persons", "count", epsilon=EPS, by=("migration_background_households",), joins=(Join("households"),)))
+    by_hh = _answer(
+        population,
+        AggregateQuery(
+            "persons", "count", epsilon=EPS, by=("migration_background_households",), joins=(Join("households"),)
+        ),
+    )
     counts = ref.groupby("migration_background_households").size()
     assert {r["migration_background_households"]: r["value"] for r in by_hh.public["rows"]} == counts.to_dict()
 
@@ -118,7 +122,9 @@ def test_children_in_poverty(population: dict[str, Any]) -> None:
     children = ref[ref.age < 18]
     share = _answer(
         population,
-        AggregateQuery("persons", "mean", "poverty", epsilon=EPS, where=sb.col("age") < 18, joins=(Join("households"),)),
+        AggregateQuery(
+            "persons", "mean", "poverty", epsilon=EPS, where=sb.col("age") < 18, joins=(Join("households"),)
+        ),
     )
     row = share.public["rows"][0]
     assert _close(row["value"], float(children.poverty.mean()), row["noise_scale"])
@@ -185,7 +191,9 @@ def test_creditors_of_households_whose_main_earner_is_over_67(population: dict[s
     h = population["frames"]["households"]
     old = h[h.age > 67]
     for kind, ref in (("mean", float(old.n_creditors.mean())), ("sum", float(old.n_creditors.sum()))):
-        row = _answer(population, AggregateQuery("households", kind, "n_creditors", epsilon=EPS, where=sb.col("age") > 67)).public["rows"][0]
+        row = _answer(
+            population, AggregateQuery("households", kind, "n_creditors", epsilon=EPS, where=sb.col("age") > 67)
+        ).public["rows"][0]
         assert _close(row["value"], ref, row["noise_scale"]), (kind, row, ref)
     # asked through persons: main earners over 67, one row per household (role filter), household's creditors
     q = AggregateQuery(
@@ -222,7 +230,11 @@ def test_bins_with_public_edges_equal_pandas_cut(population: dict[str, Any], rig
     if not right:  # pandas keeps [67, 105) open at 105; ours closes the last bin
         cut = pd.cut(h.age.clip(upper=104.5), edges, right=False)
     labels = [r["age_group"] for r in answer.public["rows"]]
-    assert labels == (["[18, 30)", "[30, 45)", "[45, 67)", "[67, 105]"] if not right else ["[18, 30]", "(30, 45]", "(45, 67]", "(67, 105]"])
+    assert labels == (
+        ["[18, 30)", "[30, 45)", "[45, 67)", "[67, 105]"]
+        if not right
+        else ["[18, 30]", "(30, 45]", "(45, 67]", "(67, 105]"]
+    )
     means = h.groupby(cut, observed=False).n_creditors.mean().to_numpy()
     for row, exact in zip(answer.public["rows"], means, strict=True):
         assert _close(row["value"], float(exact), row["noise_scale"])
@@ -233,13 +245,23 @@ def test_per_household_sum_with_a_clip_and_a_histogram_of_a_derived_count(popula
     s, h = f["signals"], f["households"]
     total = sb.household_sum("signals", "amount", where=sb.col("creditor_type") != "energy", upper=5_000)
     q = AggregateQuery(
-        "households", "mean", "arrears_amount", epsilon=EPS, by=("housing",), derived=(Derived("arrears_amount", total),)
+        "households",
+        "mean",
+        "arrears_amount",
+        epsilon=EPS,
+        by=("housing",),
+        derived=(Derived("arrears_amount", total),),
     )
     per_hh = s[s.creditor_type != "energy"].groupby("household_id").amount.sum()
     ref = h.assign(arrears_amount=h.household_id.map(per_hh).fillna(0.0).clip(upper=5_000))
     _check_mean(_answer(population, q), ref, ("housing",), "arrears_amount")
     hist = AggregateQuery(
-        "households", "histogram", "n_sig", epsilon=EPS, bins=4, derived=(Derived("n_sig", sb.household_count("signals", upper=8)),)
+        "households",
+        "histogram",
+        "n_sig",
+        epsilon=EPS,
+        bins=4,
+        derived=(Derived("n_sig", sb.household_count("signals", upper=8)),),
     )
     counts = h.household_id.map(s.groupby("household_id").size()).fillna(0).clip(upper=8)
     expected, _ = np.histogram(counts, bins=np.linspace(0, 8, 5))
@@ -257,7 +279,9 @@ def test_numeric_conditions_and_their_boolean_combinations(population: dict[str,
         (sb.col("age") != 40, bp.age != 40),
     ]
     for cond, mask in cases:
-        got = _answer(population, AggregateQuery("persons", "count", epsilon=EPS, where=cond)).public["rows"][0]["value"]
+        got = _answer(population, AggregateQuery("persons", "count", epsilon=EPS, where=cond)).public["rows"][0][
+            "value"
+        ]
         assert got == int(mask.sum()), cond
 
 
@@ -295,13 +319,24 @@ def test_is_null_on_a_nullable_column_and_a_derived_bool_as_group_and_filter() -
         (dict(where=sb.col("gender") < 3), r"'<' orders numbers, but 'gender' is category; compare it with =="),
         (dict(where=sb.col("age") == "old"), r"'age' is a number \(int\); compare it with a number"),
         (dict(where=sb.col("person_id") > 5), r"'person_id' is an id column; ids link tables and are never filtered"),
-        (dict(derived=(Derived("band", sb.cut("age", [0, 18, 120])),)), r"bin edges \[120.0\] lie outside the public bounds \[0, 105\]"),
-        (dict(derived=(Derived("band", sb.cut("gender", [0, 1])),)), r"bin needs a numeric column, but 'gender' is category"),
+        (
+            dict(derived=(Derived("band", sb.cut("age", [0, 18, 120])),)),
+            r"bin edges \[120.0\] lie outside the public bounds \[0, 105\]",
+        ),
+        (
+            dict(derived=(Derived("band", sb.cut("gender", [0, 1])),)),
+            r"bin needs a numeric column, but 'gender' is category",
+        ),
         (dict(derived=(Derived("age", sb.col("age") > 3),)), r"derived column 'age' clashes with a column"),
-        (dict(derived=(Derived("n", sb.household_count("signals", where=sb.col("month") > "may")),)), r"'month' is a number"),
+        (
+            dict(derived=(Derived("n", sb.household_count("signals", where=sb.col("month") > "may")),)),
+            r"'month' is a number",
+        ),
     ],
 )
-def test_bad_linked_queries_are_refused_with_the_fix(population: dict[str, Any], query: dict[str, Any], match: str) -> None:
+def test_bad_linked_queries_are_refused_with_the_fix(
+    population: dict[str, Any], query: dict[str, Any], match: str
+) -> None:
     q = AggregateQuery("persons", "count", epsilon=1.0, **query)
     with pytest.raises(QueryError, match=match):
         ENGINE.cost(q, population["catalog"])
@@ -327,7 +362,9 @@ def test_equivalent_linked_questions_share_one_key(population: dict[str, Any]) -
     schemas = population["schemas"]
 
     def key(**kw: Any) -> str:
-        return AggregateQuery("persons", "mean", "poverty", epsilon=0.5, joins=(Join("households"),), **kw).canonical_key(schemas)
+        return AggregateQuery(
+            "persons", "mean", "poverty", epsilon=0.5, joins=(Join("households"),), **kw
+        ).canonical_key(schemas)
 
     assert key(where=(sb.col("age") < 18)) == key(where=sb.col("age") <= 17) == key(where=~(sb.col("age") >= 18))
     assert key(where=sb.col("age").between(18, 64)) == key(where=(sb.col("age") >= 18) & (sb.col("age") < 65))

@@ -275,7 +275,7 @@ def _args(args: object, op: str) -> tuple[Condition, ...]:
     for a in args:
         c = as_condition(a)
         if type(c) is (And if op == "and" else Or):  # flatten (a & b) & c
-            out.extend(c.args)  # type: ignore[attr-defined]
+            out.extend(c.args)
         else:
             out.append(c)
     return tuple(out)
@@ -320,15 +320,15 @@ class Col:
         return Between(self.name, lower, upper)
 
     def isin(self, values: Sequence[Constant]) -> Condition:
-        """The column equals one of ``values``."""
+        """Return the column equals one of ``values``."""
         return IsIn(self.name, tuple(values))
 
     def isna(self) -> Condition:
-        """The value is missing."""
+        """Return the value is missing."""
         return IsNull(self.name)
 
     def notna(self) -> Condition:
-        """The value is present."""
+        """Return the value is present."""
         return IsNull(self.name, negate=True)
 
     is_null = isna
@@ -358,13 +358,13 @@ def col(name: str) -> Col:
     return Col(name)
 
 
-def _not_col(value: object) -> object:
+def _not_col(value: object) -> Constant:
     if isinstance(value, Col):
         raise QueryError(
             f"Conditions compare a column with a constant, not with another column ({value!r}); "
             "derive a bool column or compare each column with a number."
         )
-    return value
+    return value  # type: ignore[return-value]  # checked by Compare
 
 
 def as_condition(value: object) -> Condition:
@@ -447,7 +447,9 @@ def _kind_list(schema: TableSchema, kinds: tuple[str, ...]) -> str:
 
 def _column_of(schema: TableSchema, name: str, where: str) -> Column:
     if name not in schema:
-        raise QueryError(f"{where}: {schema.name!r} has no column {name!r}; its columns are: {', '.join(schema.names)}.")
+        raise QueryError(
+            f"{where}: {schema.name!r} has no column {name!r}; its columns are: {', '.join(schema.names)}."
+        )
     c = schema.column(name)
     if c.kind == "id":
         raise QueryError(
@@ -487,7 +489,7 @@ def check_condition(cond: Condition, schema: TableSchema, where: str = "where") 
         _column_of(schema, cond.column, where)
     elif isinstance(cond, Between) or (isinstance(cond, Compare) and cond.op in _ORDERED):
         c = _column_of(schema, cond.column, where)
-        op = "between" if isinstance(cond, Between) else cond.op  # type: ignore[union-attr]
+        op = "between" if isinstance(cond, Between) else cond.op
         if c.kind not in ("int", "float"):
             hint = (
                 "compare it with == or isin([...])"

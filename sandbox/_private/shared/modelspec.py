@@ -294,7 +294,7 @@ class FitQuery:
         return Relation(self.dataset, self.joins, self.derived)
 
     def resolve(self, schemas: Schemas) -> RelationSchema:
-        """The relation's public schema (checked)."""
+        """Return the relation's public schema (checked)."""
         return relation_schema(self.relation, as_schemas(schemas, self.dataset))
 
     def relation_dict(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def _is_numeric(schema: TableSchema, column: str) -> bool:
 
 
 def _atom(cond: Condition, schema: TableSchema, negate: bool) -> Condition:
-    """Normal form of one leaf, negated if ``negate``."""
+    """Return normal form of one leaf, negated if ``negate``."""
     if isinstance(cond, Const):
         return Const(cond.value != negate)
     if isinstance(cond, IsNull):
@@ -122,9 +122,9 @@ def _atom(cond: Condition, schema: TableSchema, negate: bool) -> Condition:
         if isinstance(cond, Between):
             pieces = [_range(schema, column, cond.lower, True, cond.upper, True)]
         elif isinstance(cond, IsIn):
-            pieces = [_range(schema, column, float(v), True, float(v), True) for v in cond.values]  # type: ignore[arg-type]
+            pieces = [_range(schema, column, float(v), True, float(v), True) for v in cond.values]
         elif isinstance(cond, Compare):
-            v = float(cond.value)  # type: ignore[arg-type]
+            v = float(cond.value)
             op = {"!=": "==", "==": "=="}.get(cond.op, cond.op)
             negate = negate != (cond.op == "!=")
             pieces = [
@@ -155,7 +155,7 @@ def _atom(cond: Condition, schema: TableSchema, negate: bool) -> Condition:
 
 
 def _negate_range(cond: Condition, schema: TableSchema, column: str) -> Condition:
-    """The complement (within the schema bounds, plus missing) of a union of ranges on one column."""
+    """Return the complement (within the schema bounds, plus missing) of a union of ranges on one column."""
     lo, hi = schema.column(column).bounds
     if isinstance(cond, Const):
         return _null(schema, column) if cond.value else _not_null(schema, column)
@@ -164,7 +164,7 @@ def _negate_range(cond: Condition, schema: TableSchema, column: str) -> Conditio
     ranges = [cond] if isinstance(cond, Range) else list(cond.args)  # type: ignore[attr-defined]
     out: list[Condition] = [_null(schema, column)]
     cursor, closed = lo, True  # the next uncovered point, and whether it is itself uncovered
-    for r in sorted(ranges, key=lambda r: (r.lower, not r.lower_closed)):  # type: ignore[attr-defined]
+    for r in sorted(ranges, key=lambda r: (r.lower, not r.lower_closed)):
         assert isinstance(r, Range)
         out.append(_range(schema, column, cursor, closed, r.lower, not r.lower_closed))
         if (r.upper, r.upper_closed) > (cursor, not closed):
@@ -194,9 +194,7 @@ def _merge_ranges(ranges: list[Range], conj: bool, schema: TableSchema) -> list[
     for r in sorted(ranges, key=lambda r: (r.lower, not r.lower_closed)):
         if out:
             last = out[-1]
-            touches = r.lower < last.upper or (
-                r.lower == last.upper and (last.upper_closed or r.lower_closed)
-            )
+            touches = r.lower < last.upper or (r.lower == last.upper and (last.upper_closed or r.lower_closed))
             if step and r.lower <= last.upper + step:
                 touches = True
             if touches:
@@ -224,7 +222,7 @@ def _simplify_once(cond: Condition, schema: TableSchema) -> Condition:
     flat: list[Condition] = []
     for a in cond.args:
         if type(a) is type(cond):
-            flat.extend(a.args)  # type: ignore[attr-defined]
+            flat.extend(a.args)
         else:
             flat.append(a)
     if any(isinstance(a, Const) and a.value != conj for a in flat):
@@ -290,7 +288,7 @@ def normal_form(cond: Condition | None, schema: TableSchema) -> Condition:
 
 
 def legacy_filters(cond: Condition, schema: TableSchema) -> list[tuple[str, tuple[Any, ...]]] | None:
-    """The ``[(column, values)]`` form of the first query format, if the normal form has that shape, else None.
+    """Return the ``[(column, values)]`` form of the first query format, if the normal form has that shape, else None.
 
     That shape is "true", or an ``and`` of value sets on category and bool columns, with "not null" on such a
     column written as its full value set. Queries of this shape keep their first-format canonical key.

@@ -22,6 +22,7 @@ and the query only, never on the rows. Whether two tables belong to one populati
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,7 +129,7 @@ class Bin:
         edges = tuple(_opt_number(e, "a bin edge") for e in self.edges)
         if len(edges) < 2 or len(edges) > MAX_BINS + 1:
             raise QueryError(f"bin needs 2 to {MAX_BINS + 1} edges, got {len(edges)}.")
-        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):  # type: ignore[operator]
+        if any(b <= a for a, b in itertools.pairwise(edges)):  # type: ignore[operator]
             raise QueryError(f"bin edges must increase strictly, got {list(edges)}.")
         object.__setattr__(self, "edges", tuple(float(e) for e in edges))  # type: ignore[arg-type]
         if self.labels is not None:
@@ -142,7 +143,7 @@ class Bin:
             object.__setattr__(self, "labels", labels)
 
     def resolved_labels(self) -> tuple[str, ...]:
-        """The labels: the given ones, or the intervals, e.g. ``[0, 18)``, ..., ``[67, 105]``."""
+        """Return the labels: the given ones, or the intervals, e.g. ``[0, 18)``, ..., ``[67, 105]``."""
         if self.labels is not None:
             return self.labels
         e = self.edges
@@ -185,8 +186,10 @@ class UnitCount:
 
 @dataclass(frozen=True)
 class UnitSum:
-    """Per household: the sum of ``column`` over the rows of ``table`` where ``where`` holds, clipped to
-    ``[lower, upper]`` when given (0 if none)."""
+    """Per household: the sum of ``column`` over the rows of ``table`` where ``where`` holds (0 if none).
+
+    ``lower`` / ``upper`` clip the sum when given.
+    """
 
     table: str
     column: str
@@ -380,7 +383,9 @@ def _derived_column(d: Derived, schema: TableSchema, schemas: Mapping[str, Table
     label = f"derived column {d.name!r}"
     if isinstance(v, Bin):
         if v.column not in schema:
-            raise QueryError(f"{label}: there is no column {v.column!r} to bin; the columns are: {', '.join(schema.names)}.")
+            raise QueryError(
+                f"{label}: there is no column {v.column!r} to bin; the columns are: {', '.join(schema.names)}."
+            )
         src = schema.column(v.column)
         if src.kind not in ("int", "float"):
             raise QueryError(f"{label}: bin needs a numeric column, but {v.column!r} is {src.kind}.")
@@ -424,7 +429,9 @@ def _derived_column(d: Derived, schema: TableSchema, schemas: Mapping[str, Table
         raise QueryError(f"{label}: {v.table!r} has no column {v.column!r}; its columns are: {', '.join(other.names)}.")
     src = other.column(v.column)
     if src.kind not in ("int", "float", "bool"):
-        raise QueryError(f"{label}: household_sum needs a numeric column of {v.table!r}, but {v.column!r} is {src.kind}.")
+        raise QueryError(
+            f"{label}: household_sum needs a numeric column of {v.table!r}, but {v.column!r} is {src.kind}."
+        )
     slo, shi = src.bounds
     lo, hi = m * min(slo, 0.0), m * max(shi, 0.0)
     lo = lo if v.lower is None else max(lo, v.lower)
@@ -442,7 +449,9 @@ def _derived_column(d: Derived, schema: TableSchema, schemas: Mapping[str, Table
         f"sum of {v.column} of {v.table} per household",
         lower=lo,
         upper=hi,
-        description=f"Per household: sum of {v.column} over rows of {v.table} meeting the condition, in [{lo:g}, {hi:g}].",
+        description=(
+            f"Per household: sum of {v.column} over rows of {v.table} meeting the condition, in [{lo:g}, {hi:g}]."
+        ),
     )
 
 
@@ -504,9 +513,7 @@ def relation_schema(relation: Relation, schemas: Mapping[str, TableSchema]) -> R
 def _renamed(c: Column, name: str) -> Column:
     if name == c.name:
         return c
-    return Column(
-        name, c.kind, c.label_nl, c.label_en, c.lower, c.upper, c.categories, c.nullable, c.description
-    )
+    return Column(name, c.kind, c.label_nl, c.label_en, c.lower, c.upper, c.categories, c.nullable, c.description)
 
 
 def _combined(base: TableSchema, relation: Relation, columns: list[Column], rows: int) -> TableSchema:

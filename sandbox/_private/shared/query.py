@@ -31,7 +31,7 @@ from .canonical import canonical_sha256
 from .errors import QueryError
 from .expr import And, Compare, Condition, Const, IsIn, IsNull, Not, Or, as_condition, check_condition
 from .normal import legacy_filters, normal_form
-from .plan import Derived, Join, Relation, RelationSchema, relation_schema
+from .plan import Bin, Derived, Join, Relation, RelationSchema, relation_schema
 from .schema import TableSchema
 from .wire import NAME_RE
 
@@ -140,12 +140,12 @@ def _legacy_where(where: object) -> tuple[tuple[str, tuple[FilterValue, ...]], .
 
 
 def _is_legacy_mapping(where: object) -> bool:
-    """A ``{column: [values]}`` mapping (the first format), as opposed to a condition's JSON (``{"op": ...}``)."""
+    """Tell whether ``where`` is ``{column: [values]}`` (the first format), not a condition's JSON ``{"op": ...}``."""
     return isinstance(where, Mapping) and not isinstance(where.get("op"), str)
 
 
 def _as_where(where: object) -> Condition | None:
-    """The query's filter as a condition: from a condition, a bool column, a condition's JSON or value lists."""
+    """Return the query's filter as a condition: from a condition, a bool column, a condition's JSON or value lists."""
     if where is None:
         return None
     if isinstance(where, Mapping) and not where:
@@ -167,7 +167,7 @@ def _float_text(x: float) -> str:
 
 
 def as_schemas(schemas: Schemas, dataset: str | None = None) -> Mapping[str, TableSchema]:
-    """A single schema as ``{dataset: schema}`` (the table the query reads); a mapping as it is."""
+    """Return a single schema as ``{dataset: schema}`` (the table the query reads); a mapping as it is."""
     if isinstance(schemas, TableSchema):
         return {dataset or schemas.name: schemas}
     return schemas
@@ -390,8 +390,11 @@ class AggregateQuery:
 
     # -- JSON ---------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (``where`` as ``{column: [values]}`` when it is a list of value filters, else a
-        condition's JSON; ``join`` and ``derive`` only when present)."""
+        """Plain-JSON form.
+
+        ``where`` is ``{column: [values]}`` when it is a list of value filters, else a condition's JSON; ``join``
+        and ``derive`` appear only when present.
+        """
         out: dict[str, Any] = {
             "dataset": self.dataset,
             "kind": self.kind,
@@ -465,14 +468,14 @@ def _sorted_legacy(where: Condition | None) -> Condition | None:
     if not all(isinstance(p, IsIn) for p in parts):
         return where
     items = sorted(
-        (IsIn(p.column, tuple(sorted(set(p.values), key=_value_order))) for p in parts),  # type: ignore[attr-defined]
+        (IsIn(p.column, tuple(sorted(set(p.values), key=_value_order))) for p in parts),  # type: ignore[attr-defined, arg-type]
         key=lambda p: p.column,
     )
     return items[0] if len(items) == 1 else And(tuple(items))
 
 
 def _legacy_form(where: Condition | None, schema: TableSchema | None) -> list[list[Any]] | None:
-    """The first format's ``where`` (sorted ``[column, sorted values]`` pairs), if the filter has its shape.
+    """Return the first format's ``where`` (sorted ``[column, sorted values]`` pairs), if the filter has its shape.
 
     With a schema, ``where`` is in normal form: a full value set of a non-nullable column is already gone.
     """
@@ -528,7 +531,7 @@ def _inline(where: Condition | None, rs: RelationSchema) -> Condition | None:
 
 
 def _used_derived(rs: RelationSchema, names: set[str]) -> set[str]:
-    """The derived columns that ``names`` use, directly or through other derived columns."""
+    """Return the derived columns that ``names`` use, directly or through other derived columns."""
     used: set[str] = set()
     todo = [n for n in names if n in rs.derived]
     while todo:
@@ -537,13 +540,13 @@ def _used_derived(rs: RelationSchema, names: set[str]) -> set[str]:
             continue
         used.add(n)
         v = rs.derived[n].value
-        refs = {v.column} if hasattr(v, "edges") else v.columns() if isinstance(v, Condition) else set()
+        refs = {v.column} if isinstance(v, Bin) else v.columns() if isinstance(v, Condition) else set()
         todo.extend(r for r in refs if r in rs.derived)
     return used
 
 
 def _canonical_derived(d: Derived, rs: RelationSchema | None) -> dict[str, Any]:
-    """A derived column's canonical JSON: its condition(s) in normal form against the schema they read."""
+    """Return a derived column's canonical JSON: its condition(s) in normal form against the schema they read."""
     body = d.to_dict()
     if rs is None:
         return body

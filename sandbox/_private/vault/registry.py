@@ -58,8 +58,10 @@ class DatasetRegistry:
     def add(
         self, name: str, path: str | Path, schema: TableSchema | str | Path, *, engine: str = "duckdb"
     ) -> DatasetRecord:
-        """Register ``path`` (Parquet or CSV) as a new version of dataset ``name``, answered by ``engine``
-        (``duckdb`` in the vault process, or ``spark``; see docs/operator.md)."""
+        """Register ``path`` (Parquet or CSV) as a new version of dataset ``name``.
+
+        ``engine`` answers it: ``duckdb`` in the vault process, or ``spark`` (see docs/operator.md).
+        """
         from .dp.sql.placement import check_engine, write_engine
 
         check_engine(engine)

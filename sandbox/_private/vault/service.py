@@ -135,11 +135,11 @@ class VaultService:
             return self._tables[key]
 
     def _records(self, names: tuple[str, ...]) -> dict[str, DatasetRecord]:
-        """The current version of every table a query reads (NotFoundError for an unknown one)."""
+        """Return the current version of every table a query reads (NotFoundError for an unknown one)."""
         return {n: self.ledger.dataset(n) for n in names}
 
     def _catalog(self, records: Mapping[str, DatasetRecord], *, load: bool) -> Catalog:
-        """The tables (or, without ``load``, only their schemas) and populations of a query's records."""
+        """Return the tables (or, without ``load``, only their schemas) and populations of a query's records."""
         tables = {n: (self._table(r) if load else _SchemaOnly(self._schema(r))) for n, r in records.items()}
         return Catalog(tables, {n: _population(r) for n, r in records.items()})  # type: ignore[arg-type]
 
@@ -185,7 +185,9 @@ class VaultService:
         )
         return _outcome_payload(outcome)
 
-    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Checked, FitQuery, DatasetRecord, dict[str, DatasetRecord]]:
+    def _prepare_fit(
+        self, body: Mapping[str, Any]
+    ) -> tuple[Checked, FitQuery, DatasetRecord, dict[str, DatasetRecord]]:
         """Check a fit, the one time the vault does: shape (``from_dict``), then schemas, policy and epsilon cap."""
         fq = FitQuery.from_dict(body)
         records = self._records(fq.relation.tables())
@@ -220,7 +222,7 @@ class VaultService:
         return _outcome_payload(outcome)
 
     def model_table(self, record: DatasetRecord, public: Mapping[str, Any], extra: tuple[str, ...] = ()) -> TableData:
-        """The rows a stored model was fitted on (its relation, if any), with its columns and ``extra`` ones.
+        """Return the rows a stored model was fitted on (its relation, if any), with its columns and ``extra`` ones.
 
         For the in-vault fairness audit: a model fitted on a linked relation predicts on the same relation, and
         ``extra`` names the protected attributes the audit groups by.
@@ -257,8 +259,11 @@ class _SchemaOnly:
 
 
 def _population(record: DatasetRecord) -> str:
-    """The population a dataset belongs to: the ledger's record of it, else the tables of a generated population
-    (registered together by ``add_population``) form one, and any other dataset is its own."""
+    """Return the population a dataset belongs to.
+
+    The ledger's record of it if it has one; else the tables of a generated population (registered together by
+    ``add_population``) form one, and any other dataset is its own.
+    """
     named = getattr(record, "population", None)
     if isinstance(named, str) and named:
         return named

@@ -20,8 +20,8 @@ import itertools
 import os
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +51,7 @@ class Catalog:
 
     @classmethod
     def of(cls, table: TableData, name: str | None = None) -> Catalog:
-        """A catalog of one table (under ``name``, default the schema's name)."""
+        """Return a catalog of one table (under ``name``, default the schema's name)."""
         n = name or table.schema.name
         return cls({n: table}, {n: n})
 
@@ -214,14 +214,14 @@ def exact_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: 
 
 
 def _merge(pieces: list[CellStats]) -> CellStats:
-    """The statistics of the union of disjoint sets of households."""
+    """Return the statistics of the union of disjoint sets of households."""
     first = pieces[0]
     top1 = top2 = abs_total = None
     if first.top1 is not None:
         tops = np.stack([np.stack([p.top1, p.top2]) for p in pieces], axis=0)  # type: ignore[list-item]
         flat = np.sort(tops.transpose(2, 0, 1).reshape(first.top1.size, -1), axis=1)
         top1, top2 = flat[:, -1].copy(), flat[:, -2].copy()
-        abs_total = np.sum([p.abs_total for p in pieces], axis=0)
+        abs_total = np.sum([p.abs_total for p in pieces if p.abs_total is not None], axis=0)
     return CellStats(
         rows=np.sum([p.rows for p in pieces], axis=0),
         units=np.sum([p.units for p in pieces], axis=0),
@@ -274,10 +274,14 @@ def _run(
                 top1[cell] = top[0] if top else 0.0
                 top2[cell] = top[1] if len(top) > 1 else 0.0
     vals = _values(query, rs, sources, runner, k, n) if query.kind == "quantile" and values else None
-    return CellStats(rows, units, sums[0], sums[1], sums[2], abs_total, top1, top2, rows_in, truncated, vals, plan.strategy)
+    return CellStats(
+        rows, units, sums[0], sums[1], sums[2], abs_total, top1, top2, rows_in, truncated, vals, plan.strategy
+    )
 
 
-def _values(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, k: int, n: int) -> list[np.ndarray]:
+def _values(
+    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, k: int, n: int
+) -> list[np.ndarray]:
     table = runner.arrow(compile_values(query, rs, sources, runner.dialect, k))
     cells = np.asarray(table.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     x = np.asarray(table.column(1).to_numpy(zero_copy_only=False), dtype=np.float64)

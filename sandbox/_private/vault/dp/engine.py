@@ -38,7 +38,6 @@ noise is added here, in the vault.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -90,8 +89,7 @@ class DPEngine:
 
     def check(self, item: AggregateQuery | FitQuery, schemas: Schemas | Catalog) -> Checked:
         """Validate ``item`` once against the schemas (one table's, or those a linked query reads) and the policy."""
-        sch = _schemas(schemas, item.dataset)
-        return Checked(item, self.cost(item, sch), sch)
+        return Checked(item, self.cost(item, schemas), _schemas(schemas, item.dataset))
 
     def _unchecked(self, item: AggregateQuery | FitQuery | Checked, schemas: Schemas) -> Checked:
         if isinstance(item, Checked) and _same(item.schema, schemas, item.item.dataset):
@@ -281,9 +279,7 @@ class DPEngine:
         return self._count(q, t, st, k)
 
     # -- models -------------------------------------------------------------------------------------------------
-    def fit(
-        self, spec: ModelSpec | Checked, table: TableData | Catalog, epsilon: float | None = None
-    ) -> FittedAnswer:
+    def fit(self, spec: ModelSpec | Checked, table: TableData | Catalog, epsilon: float | None = None) -> FittedAnswer:
         """Fit ``spec`` on ``table`` with ``epsilon``-DP (diffprivlib.models; bounds from the schema only).
 
         ``spec`` may be a :class:`Checked` fit query (from :meth:`check`); it then carries its epsilon and its
@@ -301,8 +297,8 @@ class DPEngine:
                 raise QueryError("fit() takes a model spec or a checked fit query; use answer() for aggregates.")
             catalog = catalog or Catalog.of(table, fq.dataset)  # type: ignore[arg-type]
             checked = self._unchecked(spec, _schemas(catalog, fq.dataset))
-            fq = checked.item  # type: ignore[assignment]
-            assert isinstance(fq, FitQuery)
+            assert isinstance(checked.item, FitQuery)
+            fq = checked.item
             spec, eps, relation = fq.spec, checked.cost.epsilon, fq.relation
         else:
             base = table if isinstance(table, TableData) else next(iter(table.tables.values()))
@@ -317,7 +313,7 @@ class DPEngine:
         return FittedAnswer(public=public, private=private, spec=spec, model=model)
 
     def model_table(self, relation: Any, catalog: Catalog, columns: list[str]) -> TableData:
-        """The rows of ``relation`` with ``columns`` in memory (the base table itself when there is no join)."""
+        """Return the rows of ``relation`` with ``columns`` in memory (the base table itself when there is no join)."""
         return model_frame(relation, catalog, columns)
 
     def model_rows(self, fitted: FittedAnswer, table: TableData) -> np.ndarray:
@@ -369,7 +365,7 @@ def _ci95(noises: list[Noise], scale: float, integer: bool) -> float:
 
 
 def _schemas(schemas: Schemas | Catalog, dataset: str) -> Schemas:
-    """The public schemas to check against: a catalog's schemas, or what was given."""
+    """Return the public schemas to check against: a catalog's schemas, or what was given."""
     if isinstance(schemas, Catalog):
         return schemas.schemas()
     return schemas

@@ -39,7 +39,7 @@ def _restricted(schema: TableSchema, names: list[str]) -> TableSchema:
 
 
 def model_frame(relation: Relation, catalog: Catalog, columns: Iterable[str]) -> TableData:
-    """The relation's ``columns`` (plus the unit key) for fitting; a plain relation is the base table itself."""
+    """Return the relation's ``columns`` (plus the unit key) for fitting; a plain relation is the base table itself."""
     if relation.is_plain:
         return catalog.tables[relation.base]
     rs = relation_schema(relation, catalog.schemas())

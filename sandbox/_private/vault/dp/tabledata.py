@@ -122,9 +122,7 @@ class TableData:
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def load(
-        cls, path: str | Path, schema: TableSchema, *, engine: str = "duckdb", validate: bool = True
-    ) -> TableData:
+    def load(cls, path: str | Path, schema: TableSchema, *, engine: str = "duckdb", validate: bool = True) -> TableData:
         """Open a registered Parquet or CSV file; with ``validate``, check every row against ``schema``.
 
         Raises
@@ -151,7 +149,7 @@ class TableData:
 
     @classmethod
     def from_arrays(cls, schema: TableSchema, arrays: Mapping[str, np.ndarray], n_rows: int) -> TableData:
-        """A table of computed columns (codes / float64 as in ``codes`` and ``values``): no rows to read."""
+        """Return a table of computed columns (codes / float64 as in ``codes`` and ``values``): no rows to read."""
         return cls(schema, arrays={k: _freeze(np.asarray(v)) for k, v in arrays.items()}, n_rows=n_rows)
 
     # -- the engine's view -------------------------------------------------------------------------------------
@@ -160,7 +158,7 @@ class TableData:
         return runner_for(self.engine)
 
     def source(self) -> str:
-        """SQL name of the typed view of this table in its engine (registered on first use)."""
+        """Return the SQL name of the typed view of this table in its engine (registered on first use)."""
         if self._fixed:
             raise SchemaError(f"{self!r} holds computed columns only; it cannot be queried.")
         return self.runner.source(self.key, self.schema, self.path, self._frame)
@@ -197,7 +195,8 @@ class TableData:
                 units = runner.rows(part_units_sql(d, self.schema, source, starts))
                 ends = [*starts[1:], n_rows]
                 parts = tuple(
-                    (lo, hi, int(umin), int(umax)) for (lo, hi), (_, umin, umax) in zip(zip(starts, ends, strict=True), units, strict=True)
+                    (lo, hi, int(umin), int(umax))
+                    for (lo, hi), (_, umin, umax) in zip(zip(starts, ends, strict=True), units, strict=True)
                 )
         return Profile(n_rows, int(n_units), int(max_rows), contiguous, parts)
 
@@ -245,7 +244,9 @@ class TableData:
             raise KeyError(name)
         from .sql.compile import compile_frame, single_relation
 
-        sql = compile_frame(single_relation(self.schema), [name], {self.schema.name: self.source()}, self.runner.dialect)
+        sql = compile_frame(
+            single_relation(self.schema), [name], {self.schema.name: self.source()}, self.runner.dialect
+        )
         col = self.runner.arrow(sql).column(0)
         kind = self.schema.column(name).kind
         if kind in ("category", "bool"):
@@ -301,4 +302,3 @@ def _n_parts(n_rows: int) -> int:
 def _freeze(arr: np.ndarray) -> np.ndarray:
     arr.setflags(write=False)
     return arr
-

@@ -88,7 +88,10 @@ def validate_sql(d: Dialect, schema: TableSchema, raw_from: str, typed: dict[str
             lo, hi = c.bounds
             add(f"NOT isnan({t}) AND ({t} < {d.number(lo)} OR {t} > {d.number(hi)})", f"outside:{c.name}")
         if c.kind == "int":
-            add(f"NOT isnan(CAST({t} AS DOUBLE)) AND CAST({t} AS DOUBLE) <> round(CAST({t} AS DOUBLE))", f"frac:{c.name}")
+            add(
+                f"NOT isnan(CAST({t} AS DOUBLE)) AND CAST({t} AS DOUBLE) <> round(CAST({t} AS DOUBLE))",
+                f"frac:{c.name}",
+            )
     return f"SELECT {', '.join(sums)} FROM {raw_from}", names
 
 
@@ -130,7 +133,9 @@ def raise_problems(schema: TableSchema, names: list[str], values: tuple[object, 
             )
         frac = got.get(f"frac:{c.name}", 0)
         if frac:
-            raise SchemaError(f"Table {table!r}, column {c.name!r} is {c.kind} in the schema but has fractional values.")
+            raise SchemaError(
+                f"Table {table!r}, column {c.name!r} is {c.kind} in the schema but has fractional values."
+            )
     return got["n"]
 
 
@@ -145,7 +150,7 @@ def profile_sql(d: Dialect, schema: TableSchema, source: str) -> str:
 
 
 def runs_sql(d: Dialect, schema: TableSchema, source: str) -> str:
-    """Number of runs of equal unit keys in file order (== units when every unit's rows are contiguous)."""
+    """Count the runs of equal unit keys in file order (== units when every unit's rows are contiguous)."""
     u = d.ident(schema.unit_column)
     return (
         f"SELECT coalesce(sum(CASE WHEN _u IS DISTINCT FROM _p THEN 1 ELSE 0 END), 0) "
@@ -154,7 +159,7 @@ def runs_sql(d: Dialect, schema: TableSchema, source: str) -> str:
 
 
 def split_sql(d: Dialect, schema: TableSchema, source: str, targets: list[int]) -> str:
-    """Runs of equal unit keys, and for each target row the first row at or after it that starts a unit."""
+    """Count the runs of equal unit keys, and for each target row the first row at or after it that starts a unit."""
     u = d.ident(schema.unit_column)
     firsts = ", ".join(f"min(CASE WHEN _rn >= {t} AND _u IS DISTINCT FROM _p THEN _rn END)" for t in targets)
     return (
@@ -177,5 +182,6 @@ def check_units(schema: TableSchema, n_units: int, max_rows: int, over: int) -> 
     if over:
         raise SchemaError(
             f"Table {schema.name!r}: {over} units of {schema.unit_column!r} have more than max_rows_per_unit="
-            f"{schema.max_rows_per_unit} rows (up to {max_rows}); fix the data or raise max_rows_per_unit in the schema."
+            f"{schema.max_rows_per_unit} rows (up to {max_rows}); fix the data or raise max_rows_per_unit in the "
+            "schema."
         )

@@ -25,6 +25,7 @@ count or sum to a column of ``rel``. Conditions compile from their normal form
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from sandbox._private.shared.errors import InternalError
 from sandbox._private.shared.expr import And, Condition, Const, IsIn, IsNull, Or
 from sandbox._private.shared.normal import Range, normal_form
@@ -122,7 +123,7 @@ class _Compiler:
         return self.d.ident(name)
 
     def numeric(self, name: str) -> str:
-        """The value of a numeric or bool column as a double (NULL = missing)."""
+        """Return the value of a numeric or bool column as a double (NULL = missing)."""
         col = self.schema.column(name)
         if name in self.rs.derived and isinstance(self.rs.derived[name].value, Condition):
             return f"(CASE WHEN {self.condition(self._derived_nf(name))} THEN 1.0e0 ELSE 0.0e0 END)"
@@ -168,7 +169,7 @@ class _Compiler:
         return normal_form(v, self.schema)
 
     def condition(self, cond: Condition) -> str:
-        """SQL of a condition in normal form: never NULL (an atom on a missing value is false)."""
+        """Return the SQL of a condition in normal form: never NULL (an atom on a missing value is false)."""
         if isinstance(cond, Const):
             return "TRUE" if cond.value else "FALSE"
         if isinstance(cond, And | Or):
@@ -183,14 +184,22 @@ class _Compiler:
             return f"coalesce({lo} AND {hi}, FALSE)"
         if isinstance(cond, IsIn):
             keys = self.schema.group_keys(cond.column)
-            codes = [str(i) for i, k in enumerate(keys) if any(v is k or (type(v) is type(k) and v == k) for v in cond.values)]
+            codes = [
+                str(i)
+                for i, k in enumerate(keys)
+                if any(v is k or (type(v) is type(k) and v == k) for v in cond.values)
+            ]
             return f"coalesce({self.code(cond.column)} IN ({', '.join(codes)}), FALSE)"
         raise InternalError(f"condition {cond!r} is not in normal form")
 
     def _is_null(self, name: str, negate: bool) -> str:
         if name in self.rs.derived and isinstance(self.rs.derived[name].value, Condition):
             return "TRUE" if negate else "FALSE"
-        expr = self.code(name) if name in self.rs.derived and isinstance(self.rs.derived[name].value, Bin) else self.ref(name)
+        expr = (
+            self.code(name)
+            if name in self.rs.derived and isinstance(self.rs.derived[name].value, Bin)
+            else self.ref(name)
+        )
         return f"({expr} IS {'NOT ' if negate else ''}NULL)"
 
     # -- the relation -----------------------------------------------------------------------------------------
@@ -277,7 +286,7 @@ class _Compiler:
 
 
 def single_relation(schema: TableSchema) -> RelationSchema:
-    """The relation of one table on its own."""
+    """Return the relation of one table on its own."""
     origin = {c.name: (schema.name, c.name) for c in schema.columns}
     return RelationSchema(schema, origin, {}, (schema.name,), Relation(schema.name), {schema.name: schema})
 
@@ -304,7 +313,7 @@ def compile_cells(
     contiguous: frozenset[str] = frozenset(),
     part: tuple[int, int, int, int] | None = None,
 ) -> CellSQL:
-    """The statement of exact per-cell statistics for ``query`` (checked) on ``rs`` with ``k`` rows per household.
+    """Return the statement of exact per-cell statistics of ``query`` on ``rs``, ``k`` rows kept per household.
 
     ``contiguous`` names the tables whose households' rows are adjacent in file order; when the relation has one
     many-row table among them and the question separates into its side and the household side, the ordered
@@ -322,7 +331,9 @@ def compile_cells(
     x, y, sq = _sums(c)
     ctes, order = c.relation()
     if truncate:
-        ctes.append(f"ranked AS (SELECT *, row_number() OVER (PARTITION BY _u ORDER BY {', '.join(order)}) AS _r FROM rel)")
+        ctes.append(
+            f"ranked AS (SELECT *, row_number() OVER (PARTITION BY _u ORDER BY {', '.join(order)}) AS _r FROM rel)"
+        )
         src, bound = "ranked", f"WHEN _r > {k} THEN {TRUNCATED} "
     else:
         src, bound = "rel", ""
@@ -378,7 +389,7 @@ def _cond_side(c: _Compiler, cond: Condition, multi: str) -> str:
 
 
 def ordered_table(rs: RelationSchema, contiguous: frozenset[str]) -> str | None:
-    """The one many-row table of the relation, if it is contiguous (a candidate for the ordered strategy)."""
+    """Return the one many-row table of the relation, if it is contiguous (a candidate for the ordered strategy)."""
     multi = [t for t in rs.row_tables if rs.tables[t].max_rows_per_unit > 1]
     return multi[0] if len(multi) == 1 and multi[0] in contiguous else None
 
@@ -410,7 +421,9 @@ def _ordered(
     if max(abs(lo_u), abs(hi_u)) * max(n_cells, 1) >= 2**62:
         return None
     where = c.where()
-    conjuncts = [] if isinstance(where, Const) and where.value else list(where.args) if isinstance(where, And) else [where]
+    conjuncts = (
+        [] if isinstance(where, Const) and where.value else list(where.args) if isinstance(where, And) else [where]
+    )
     parts: dict[str, list[str]] = {"m": [], "h": []}
     for cj in conjuncts:
         side = _cond_side(c, cj, multi)
@@ -455,7 +468,11 @@ def _ordered(
     cols = sorted(c.needed[multi])
     cs = " + ".join(cell_parts["m"]) or "0"
     ps = " AND ".join(parts["m"]) or "TRUE"
-    sel = [f"{d.ident(unit)} AS _u", f"_rn AS _rn{i_multi}", *(f"{d.ident(rs.origin[n][1])} AS {d.ident(n)}" for n in cols)]
+    sel = [
+        f"{d.ident(unit)} AS _u",
+        f"_rn AS _rn{i_multi}",
+        *(f"{d.ident(rs.origin[n][1])} AS {d.ident(n)}" for n in cols),
+    ]
     rows = "TRUE" if part is None else f"_rn >= {int(part[0])} AND _rn < {int(part[1])}"
     c.unit_range = None if part is None else (part[2], part[3])
     ctes = [f"tm AS (SELECT {', '.join(sel)} FROM {c.sources[multi]} WHERE {rows})"]
@@ -534,17 +551,17 @@ def _centre(c: _Compiler, x: str) -> tuple[str, str]:
     return y, (f"({y} * {y} - {c.d.number(r * r / 2)})" if q.kind == "variance" else "0.0e0")
 
 
-def compile_values(
-    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], dialect: Dialect, k: int
-) -> str:
-    """The statement of the clipped values of every counted row, ordered by cell and value (for quantiles)."""
+def compile_values(query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], dialect: Dialect, k: int) -> str:
+    """Return the statement of the clipped values of every counted row, ordered by cell and value (for quantiles)."""
     c = _Compiler(query, rs, sources, dialect)
     c.prepare()
     assert query.column is not None
     ctes, order = c.relation()
     src, bound = "rel", ""
     if k < rs.schema.max_rows_per_unit:
-        ctes.append(f"ranked AS (SELECT *, row_number() OVER (PARTITION BY _u ORDER BY {', '.join(order)}) AS _r FROM rel)")
+        ctes.append(
+            f"ranked AS (SELECT *, row_number() OVER (PARTITION BY _u ORDER BY {', '.join(order)}) AS _r FROM rel)"
+        )
         src, bound = "ranked", f"_r <= {k} AND "
     x = c.clipped(query.column)
     return (
@@ -554,7 +571,7 @@ def compile_values(
 
 
 def compile_frame(rs: RelationSchema, columns: list[str], sources: dict[str, str], dialect: Dialect) -> str:
-    """The statement of ``columns`` of the relation, one row per relation row (model fitting and audits).
+    """Return the statement of ``columns`` of the relation, one row per relation row (model fitting and audits).
 
     Category columns come back as their codes in schema order (NULL = missing), bools as 0/1, numbers clipped to
     their public bounds.

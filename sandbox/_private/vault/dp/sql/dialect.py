@@ -19,7 +19,7 @@ __all__ = ["Dialect", "DUCKDB", "SPARK"]
 
 @dataclass(frozen=True)
 class Dialect:
-    """One SQL dialect.
+    r"""One SQL dialect.
 
     Attributes
     ----------
@@ -43,20 +43,20 @@ class Dialect:
     streaming_lag: bool
 
     def ident(self, name: str) -> str:
-        """A quoted identifier; only schema names and the compiler's own ``_``-names are allowed."""
+        """Return a quoted identifier; only schema names and the compiler's own ``_``-names are allowed."""
         if not (NAME_RE.match(name) or (name.startswith("_") and NAME_RE.match(name.lstrip("_") or "x"))):
             raise InternalError(f"refusing to quote {name!r} as an SQL identifier")
         return f"{self.quote}{name}{self.quote}"
 
     def string(self, value: str) -> str:
-        """A string literal."""
+        """Return a string literal."""
         text = value.replace("\\", "\\\\") if self.backslash_escapes else value
         if self.backslash_escapes:
             return "'" + text.replace("'", "\\'") + "'"
         return "'" + text.replace("'", "''") + "'"
 
     def number(self, value: float) -> str:
-        """A DOUBLE literal (``1.5e0``): finite only."""
+        """Return a DOUBLE literal (``1.5e0``): finite only."""
         v = float(value)
         if not math.isfinite(v):
             raise InternalError(f"refusing a non-finite SQL constant {value!r}")

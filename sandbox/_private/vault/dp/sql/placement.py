@@ -32,11 +32,11 @@ def write_engine(directory: Path, engine: str) -> None:
 
 
 def engine_of(data_path: str | Path) -> str:
-    """The engine recorded beside a registered data file (``duckdb`` if none was recorded)."""
+    """Return the engine recorded beside a registered data file (``duckdb`` if none was recorded)."""
     f = Path(data_path).parent / ENGINE_FILE
     if not f.is_file():
         return "duckdb"
     try:
         return check_engine(str(json.loads(f.read_text(encoding="utf-8"))["engine"]))
     except (OSError, ValueError, KeyError, TypeError):
-        raise SchemaError(f"{f} is not a valid engine record; it should be {{\"engine\": \"duckdb\"}}.") from None
+        raise SchemaError(f'{f} is not a valid engine record; it should be {{"engine": "duckdb"}}.') from None

@@ -68,9 +68,28 @@ def typed_select(d: Dialect, schema: TableSchema, raw: dict[str, str]) -> list[s
 
 
 def _numeric_type(t: str) -> bool:
-    return any(t.startswith(p) for p in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                                          "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL", "INT", "LONG",
-                                          "SHORT", "BYTE"))
+    return any(
+        t.startswith(p)
+        for p in (
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "HUGEINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+            "UBIGINT",
+            "FLOAT",
+            "DOUBLE",
+            "DECIMAL",
+            "REAL",
+            "INT",
+            "LONG",
+            "SHORT",
+            "BYTE",
+        )
+    )
 
 
 def _typed(d: Dialect, c: Column, raw: str) -> str:
@@ -129,7 +148,9 @@ class DuckRunner:
             else:
                 rows = con.execute(f"DESCRIBE SELECT * FROM {self._raw(path, None, key)}").fetchall()
         except duckdb.Error as exc:
-            raise SchemaError(f"Cannot read {str(path)!r}: {type(exc).__name__}. Check that the file is intact.") from None
+            raise SchemaError(
+                f"Cannot read {str(path)!r}: {type(exc).__name__}. Check that the file is intact."
+            ) from None
         finally:
             con.close()
         return {str(r[0]): str(r[1]).upper() for r in rows if r[0] not in ("file_row_number", "_rn")}
@@ -144,14 +165,13 @@ class DuckRunner:
             if frame is not None:
                 table = f"raw_{name}"
                 self._con.register("_frame_in", frame)
-                self._con.execute(
-                    f"CREATE TABLE {table} AS SELECT *, (row_number() OVER ()) - 1 AS _rn FROM _frame_in"
-                )
+                self._con.execute(f"CREATE TABLE {table} AS SELECT *, (row_number() OVER ()) - 1 AS _rn FROM _frame_in")
                 self._con.unregister("_frame_in")
                 self._con.execute(f"CREATE VIEW {name} AS SELECT {', '.join(sel)}, _rn FROM {table}")
             elif path is not None and path.suffix.lower() == ".parquet":
+                raw_sql = self._raw(path, None, key)
                 self._con.execute(
-                    f"CREATE VIEW {name} AS SELECT {', '.join(sel)}, file_row_number AS _rn FROM {self._raw(path, None, key)}"
+                    f"CREATE VIEW {name} AS SELECT {', '.join(sel)}, file_row_number AS _rn FROM {raw_sql}"
                 )
             else:
                 self._con.execute(
@@ -162,7 +182,7 @@ class DuckRunner:
             return name
 
     def raw_source(self, key: str, path: Path | None, frame: pa.Table | None) -> str:
-        """SQL of the raw rows (for the checks that compare raw and typed values)."""
+        """Return the SQL of the raw rows (for the checks that compare raw and typed values)."""
         self.columns(key, path, frame)  # readable?
         if frame is not None:
             view = self._views.get(key)
@@ -198,7 +218,7 @@ _DUCK_LOCK = threading.Lock()
 
 
 def duck_runner() -> DuckRunner:
-    """The process's DuckDB runner (created on first use)."""
+    """Return the process's DuckDB runner (created on first use)."""
     global _DUCK
     with _DUCK_LOCK:
         if _DUCK is None:
@@ -207,7 +227,7 @@ def duck_runner() -> DuckRunner:
 
 
 def runner_for(engine: str) -> Runner:
-    """The runner of ``engine`` (``duckdb`` or ``spark``; Spark is imported only here, on first use)."""
+    """Return the runner of ``engine`` (``duckdb`` or ``spark``; Spark is imported only here, on first use)."""
     if engine == "duckdb":
         return duck_runner()
     if engine == "spark":

@@ -54,7 +54,9 @@ class SparkRunner:
     def __init__(self) -> None:
         with warnings.catch_warnings():
             # pyspark 4.x warns that it does not yet fully support pandas 3; the vault hands it Parquet and Arrow
-            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+            )
             from pyspark.sql import SparkSession
 
             self._start(SparkSession)
@@ -71,7 +73,7 @@ class SparkRunner:
             except ValueError:
                 raise SchemaError("SANDBOX_SPARK_CONF is not a JSON object of Spark settings.") from None
             if not isinstance(loaded, dict):
-                raise SchemaError("SANDBOX_SPARK_CONF must be a JSON object, e.g. {\"spark.executor.memory\": \"8g\"}.")
+                raise SchemaError('SANDBOX_SPARK_CONF must be a JSON object, e.g. {"spark.executor.memory": "8g"}.')
             conf.update({str(k): str(v) for k, v in loaded.items()})
         for k, v in conf.items():
             builder = builder.config(k, v)
@@ -153,7 +155,7 @@ _LOCK = threading.Lock()
 
 
 def spark_runner() -> SparkRunner:
-    """The vault process's Spark runner (the session starts on first use)."""
+    """Return the vault process's Spark runner (the session starts on first use)."""
     global _SPARK
     with _LOCK:
         if _SPARK is None:
