@@ -119,25 +119,24 @@ def _same(a: Any, b: Any) -> None:
         assert all(np.array_equal(u, v) for u, v in zip(a.values, b.values, strict=True))
 
 
+def _both(catalogs: dict[str, Any], query: AggregateQuery, prefix: str = "") -> Any:
+    """The exact statistics on DuckDB, after checking that Spark's are the same."""
+    rs = query.resolve(catalogs[f"{prefix}schemas"])
+    k = min(K, rs.schema.max_rows_per_unit)
+    duck = exact_cells(query, rs, catalogs[f"{prefix}duckdb"], k)
+    _same(duck, exact_cells(query, rs, catalogs[f"{prefix}spark"], k))
+    assert duck.rows_used > 0
+    return duck
+
+
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_duckdb_and_spark_agree_on_every_shape(catalogs: dict[str, Any], name: str) -> None:
-    query = SHAPES[name]
-    rs = query.resolve(catalogs["schemas"])
-    k = min(K, rs.schema.max_rows_per_unit)
-    duck = exact_cells(query, rs, catalogs["duckdb"], k)
-    spark = exact_cells(query, rs, catalogs["spark"], k)
-    assert duck.rows_used > 0
-    _same(duck, spark)
+    _both(catalogs, SHAPES[name])
 
 
 @pytest.mark.parametrize("name", sorted(HAND))
 def test_duckdb_and_spark_agree_on_nulls_and_file_order(catalogs: dict[str, Any], name: str) -> None:
-    query = HAND[name]
-    rs = query.resolve(catalogs["hand_schemas"])
-    k = min(K, rs.schema.max_rows_per_unit)
-    duck = exact_cells(query, rs, catalogs["hand_duckdb"], k)
-    _same(duck, exact_cells(query, rs, catalogs["hand_spark"], k))
-    assert duck.rows_used > 0
+    duck = _both(catalogs, HAND[name], "hand_")
     if name.startswith("shuffled persons"):
         assert duck.rows_truncated > 0  # the bound bites, in file order, on both engines
 
