@@ -55,9 +55,10 @@ __all__ = [
 COMPARISONS: tuple[str, ...] = ("<", "<=", ">", ">=", "==", "!=")
 _ORDERED = ("<", "<=", ">", ">=")
 #: Limits on the size of one condition tree (a request body is small; these keep the parser's work bounded).
+#: An ``isin`` list is bounded by the request size (``limits.max_request_bytes``) as well.
 MAX_NODES = 256
 MAX_DEPTH = 24
-MAX_VALUES = 1000
+MAX_VALUES = 100_000
 
 Constant = float | int | str | bool
 
