@@ -94,8 +94,8 @@ def _numeric_type(t: str) -> bool:
 
 def _typed(d: Dialect, c: Column, raw: str) -> str:
     x = d.ident(c.name)
-    if c.kind == "id":
-        return f"TRY_CAST({x} AS BIGINT)"
+    if c.kind == "id":  # a plain column when already whole numbers: filters on it reach the file's statistics
+        return x if raw in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "INT", "LONG") else f"TRY_CAST({x} AS BIGINT)"
     if c.kind in ("int", "float"):
         v = x if raw == "DOUBLE" else f"TRY_CAST({x} AS DOUBLE)"
         return f"(CASE WHEN isnan({v}) THEN NULL ELSE {v} END)" if c.nullable else v
