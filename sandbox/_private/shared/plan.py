@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import QueryError
@@ -511,9 +511,7 @@ def relation_schema(relation: Relation, schemas: Mapping[str, TableSchema]) -> R
 
 
 def _renamed(c: Column, name: str) -> Column:
-    if name == c.name:
-        return c
-    return Column(name, c.kind, c.label_nl, c.label_en, c.lower, c.upper, c.categories, c.nullable, c.description)
+    return c if name == c.name else replace(c, name=name)  # every field of the column kept, labels too
 
 
 def _combined(base: TableSchema, relation: Relation, columns: list[Column], rows: int) -> TableSchema:
