@@ -14,6 +14,7 @@ edge is refused before anything is sent) and again in the vault, which alone kno
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,16 @@ from typing import Any
 import pandas as pd
 
 from sandbox._private.shared.dummy import dummy_frame
-from sandbox._private.shared.errors import AuthError, QueryError, SandboxError
+from sandbox._private.shared.errors import AuthError, QueryError, SandboxError, SandboxWarning
 from sandbox._private.shared.expr import Condition, as_condition
 from sandbox._private.shared.plan import Bin, Derived, Join, Relation, UnitCount, UnitSum, relation_schema
 from sandbox._private.shared.query import AggregateQuery, check_delta, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .results import AuditResult, DPResult, FittedModel, QueryCost
+from .budget import Budget
+from .fitted import FittedModel
+from .mime import DUMMY_ATTR
+from .results import AuditResult, DPResult, QueryCost
 from .transport import Transport
 
 __all__ = ["connect", "Workspace", "Dataset"]
@@ -164,6 +168,7 @@ class Dataset:
         for col in self.schema.columns:
             if col.kind == "category" and col.name in df:
                 df[col.name] = pd.Categorical(df[col.name], categories=list(col.categories))
+        df.attrs[DUMMY_ATTR] = {"dataset": self.name}  # the notebook display keeps it (a hygiene mark)
         return df
 
     # -- DP aggregates -------------------------------------------------------------------------------------
@@ -316,11 +321,14 @@ class Dataset:
             check_epsilon(epsilon)
             fit = {"dataset": self.name, "spec": _spec_dict(kind_or_spec), "epsilon": epsilon}
             body = self._t.post("/v1/fit/cost", {**fit, **self._relation_fields()})
-        return QueryCost(float(body["epsilon"]), float(body["delta"]))
+        warnings_ = tuple(str(w) for w in body.get("warnings", ()))
+        for text in warnings_:
+            warnings.warn(text, SandboxWarning, stacklevel=2)
+        return QueryCost(float(body["epsilon"]), float(body["delta"]), warnings_)
 
-    def budget(self) -> dict[str, Any]:
+    def budget(self) -> Budget:
         """Return the budget of this dataset: total, spent, remaining (and yours)."""
-        return dict(self._t.get(f"/v1/budget/{self.name}"))
+        return Budget.from_payload(self._t.get(f"/v1/budget/{self.name}"))
 
 
 def _body(query: AggregateQuery) -> dict[str, Any]:
@@ -371,9 +379,9 @@ class Workspace:
         _ = handle.schema
         return handle
 
-    def budget(self, name: str) -> dict[str, Any]:
+    def budget(self, name: str) -> Budget:
         """Budget of dataset ``name``: ``epsilon_total``, ``epsilon_spent``, ``epsilon_remaining``, ..."""
-        return dict(self._t.get(f"/v1/budget/{name}"))
+        return Budget.from_payload(self._t.get(f"/v1/budget/{name}"))
 
     def release(self, items: Sequence[Any], *, title: str, purpose: str, justification: str = "") -> Any:
         """Ask the vault's release gate to release ``items`` (results minted by the vault).

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox._private.shared.errors import IntegrityError, InternalError, NotFoundError, StudyError, StudyRunError
 
+from .lab import kernel_profile
 from .params import PARAMETERS_TAG, load_params_file, read_parameters
 from .record import (
     RUN_ID_ENV,
@@ -319,6 +320,7 @@ def _run(
     store.save(record)
     access = _vault_access(store, nb, opts.vault)
     env = {RUN_ID_ENV: record.run_id, WORKSPACE_ENV: str(store.workspace), **(access.env() if access else {})}
+    env["IPYTHONDIR"] = str(kernel_profile(store.workspace))  # marked displays are kept as in the lab
     executed, failure = _execute(nb, values, path=path, env=env, opts=opts)
     record = _store_outputs(store, record, executed, opts.output_dir)
     ledger = confirm_ledger(store.run_dir(record.run_id), access)
