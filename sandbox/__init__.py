@@ -51,7 +51,9 @@ if TYPE_CHECKING:
     from ._private.kernel.studies.runner import rerun_study, run_study
     from ._private.kernel.workspace import Dataset, Workspace, connect
     from ._private.shared.dummy import dummy_frame
+    from ._private.shared.expr import col
     from ._private.shared.modelspec import ModelSpec
+    from ._private.shared.plan import cut, household_count, household_sum
     from ._private.shared.query import AggregateQuery
     from ._private.vault.outbox.verify import VerifyReport, verify_workspace
     from .fairness import FairnessAudit, audit_predictions
@@ -77,6 +79,10 @@ _LAZY: dict[str, str] = {
     "verify_workspace": "._private.vault.outbox.verify",
     "ModelSpec": "._private.shared.modelspec",
     "AggregateQuery": "._private.shared.query",
+    "col": "._private.shared.expr",
+    "cut": "._private.shared.plan",
+    "household_count": "._private.shared.plan",
+    "household_sum": "._private.shared.plan",
     "errorbar_plot": "._private.kernel.studies.display",
     "load_ipython_extension": "._private.kernel.studies.ipython_ext",
     "unload_ipython_extension": "._private.kernel.studies.ipython_ext",
@@ -109,10 +115,14 @@ __all__ = [
     "Workspace",
     "audit_predictions",
     "check_frame",
+    "col",
     "connect",
     "connect_reviewer",
+    "cut",
     "dummy_frame",
     "errorbar_plot",
+    "household_count",
+    "household_sum",
     "load_ipython_extension",
     "rerun_study",
     "run_study",

@@ -127,20 +127,27 @@ def truncate(frame: pd.DataFrame, k: int) -> pd.DataFrame:
 # -- tests of TableData -----------------------------------------------------------------------------------------
 
 
-def test_codes_follow_schema_order_and_rows_are_grouped_by_household() -> None:
+def test_codes_follow_schema_order_and_columns_come_in_unit_then_file_order() -> None:
     frame = persons_frame()
     t = TableData.from_frame(frame, persons_schema())
     assert t.n_rows == len(frame)
     assert t.n_units == frame.household_id.nunique()
-    assert np.all(np.diff(t.unit_index) >= 0)
-    # the rank is the position within the household in source order
-    expected_rank = frame.groupby("household_id", sort=False).cumcount().to_numpy()
+    sizes = frame.groupby("household_id").size()
+    assert t.profile.max_rows == sizes.max() and t.profile.contiguous is False  # shuffled: households interleave
     order = np.argsort(frame.household_id.to_numpy(), kind="stable")
-    assert np.array_equal(t.rank, expected_rank[order])
     genders = np.asarray(GENDERS)[t.codes["gender"]]
     assert np.array_equal(genders, frame.gender.to_numpy()[order])
     assert np.array_equal(t.numeric("employed"), frame.employed.to_numpy()[order].astype(float))
-    assert not t.unit_index.flags.writeable
+    assert not t.codes["gender"].flags.writeable
+    sorted_frame = frame.iloc[order]
+    assert TableData.from_frame(sorted_frame, persons_schema()).profile.contiguous is True
+
+
+def test_a_unit_with_more_rows_than_the_schema_allows_is_refused_with_counts() -> None:
+    frame = persons_frame(50)
+    big = frame.iloc[[0] * 13].assign(person_id=np.arange(10**7, 10**7 + 13))
+    with pytest.raises(SchemaError, match=r"1 units of 'household_id' have more than max_rows_per_unit=12 rows"):
+        TableData.from_frame(pd.concat([frame, big]), persons_schema())
 
 
 def test_parquet_and_csv_load_to_the_same_arrays(tmp_path: Any) -> None:

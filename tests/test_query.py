@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from test_dp_tables import HOUSEHOLD_TYPES, REGIONS, households_schema
 
 from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.expr import And
 from sandbox._private.shared.query import AggregateQuery
 
 SCHEMA = households_schema()
@@ -40,13 +41,21 @@ def queries(draw: Any) -> AggregateQuery:
     )
 
 
+def _pairs(q: AggregateQuery) -> list[tuple[str, tuple[Any, ...]]]:
+    """The value filters of a query built from ``where={column: [values]}``."""
+    if q.where is None:
+        return []
+    parts = q.where.args if isinstance(q.where, And) else (q.where,)
+    return [(p.column, tuple(p.values)) for p in parts]  # type: ignore[attr-defined]
+
+
 @st.composite
 def rewrites(draw: Any, q: AggregateQuery) -> AggregateQuery:
     """A trivially equivalent rewrite: shuffled group-by and filters, duplicated filter values, int epsilon..."""
     by = draw(st.permutations(q.by))
-    where = [(c, tuple(draw(st.permutations(v + v[:1])))) for c, v in q.where]
+    where = [(c, tuple(draw(st.permutations(v + v[:1])))) for c, v in _pairs(q)]
     where = draw(st.permutations(where))
-    extra = draw(st.sampled_from([None, *sorted(c for c in CATEGORICAL if c not in dict(q.where))]))
+    extra = draw(st.sampled_from([None, *sorted(c for c in CATEGORICAL if c not in dict(_pairs(q)))]))
     if extra is not None:  # a filter that lists every category changes nothing
         where = [*where, (extra, tuple(reversed(CATEGORICAL[extra])))]
     eps = int(q.epsilon) if q.epsilon == int(q.epsilon) else q.epsilon

@@ -19,6 +19,13 @@ _population = click.option(
     default=None,
     help="Population whose one budget the table spends (an existing one: the table joins it; journalled).",
 )
+_engine = click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where the exact statistics are computed (spark: see docs/operator.md).",
+)
 
 
 @click.group()
@@ -34,6 +41,7 @@ def dataset() -> None:
 @_policy
 @_ledger
 @_population
+@_engine
 def add(
     name: str,
     path: str,
@@ -42,6 +50,7 @@ def add(
     policy: str | None,
     ledger_url: str | None,
     population: str | None,
+    engine: str,
 ) -> None:
     """Copy PATH (Parquet or CSV) into the vault as a new version of NAME, checked against its schema.
 
@@ -51,7 +60,7 @@ def add(
     from sandbox._private.vault.server import open_service
 
     svc = open_service(workspace, policy=policy, ledger_url=ledger_url)
-    rec = svc.registry.add(name, path, schema_file, population=population)
+    rec = svc.registry.add(name, path, schema_file, population=population, engine=engine)
     _echo_registered(svc, rec)
     click.echo(f"  sha256 {rec.files_sha256}")
 
@@ -70,14 +79,20 @@ def _echo_registered(svc: VaultService, rec: DatasetRecord) -> None:
 @_policy
 @_ledger
 @click.option("--population", default=None, help="Name of the population (default: 'population', or the tables' own).")
+@_engine
 def add_population(
-    directory: str, workspace: str, policy: str | None, ledger_url: str | None, population: str | None
+    directory: str,
+    workspace: str,
+    policy: str | None,
+    ledger_url: str | None,
+    population: str | None,
+    engine: str,
 ) -> None:
     """Register households, persons and signals of a generated population under one budget (never its ground truth)."""
     from sandbox._private.vault.server import open_service
 
     svc = open_service(workspace, policy=policy, ledger_url=ledger_url)
-    for rec in svc.registry.add_population(directory, population=population):
+    for rec in svc.registry.add_population(directory, population=population, engine=engine):
         _echo_registered(svc, rec)
 
 

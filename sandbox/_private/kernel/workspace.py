@@ -3,6 +3,12 @@
 Nothing here ever holds protected rows. A :class:`Dataset` handle gives the public schema, dummy rows generated
 from the schema, and DP answers minted by the vault (:class:`DPResult`, :class:`FittedModel`). Errors from the
 vault come back as the matching :class:`~sandbox.SandboxError` subclass with the vault's message.
+
+Linked questions read like pandas: ``persons.join("households")`` joins on the privacy unit's key,
+``hh.assign(n_signals=sb.household_count("signals"), age_group=sb.cut("age", [18, 30, 67, 105]))`` adds derived
+columns, and ``where=(sb.col("age") < 18) & sb.col("poverty")`` filters. Each returns a new handle on the same
+dataset; the relation and its public schema are checked here against the public schemas (so a clash or a bad
+edge is refused before anything is sent) and again in the vault, which alone knows the populations.
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ from typing import Any, Literal, overload
 
 import pandas as pd
 
-from sandbox._private.shared.errors import AuthError, SandboxError, SandboxWarning
+from sandbox._private.shared.dummy import dummy_frame
+from sandbox._private.shared.errors import AuthError, QueryError, SandboxError, SandboxWarning
+from sandbox._private.shared.expr import Condition, as_condition
+from sandbox._private.shared.plan import Bin, Derived, Join, Relation, UnitCount, UnitSum, relation_schema
 from sandbox._private.shared.query import AggregateQuery, check_delta, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
@@ -46,8 +55,9 @@ class Dataset:
         answer returns; asking the same question again returns the stored answer at no cost.
     delta : float, optional
         0 (default) for pure ε-DP; > 0 uses the analytic Gaussian mechanism.
-    where : mapping, optional
-        Filters ``{column: [allowed values]}`` on categorical or bool columns.
+    where : condition or mapping, optional
+        A condition built with :func:`sandbox.col` (``(sb.col("age") >= 18) & sb.col("poverty")``), or filters
+        ``{column: [allowed values]}`` on categorical or bool columns.
 
     Raises
     ------
@@ -57,23 +67,103 @@ class Dataset:
         The dataset's (or your) remaining budget is smaller than ``epsilon``; nothing is charged.
     """
 
-    def __init__(self, transport: Transport, name: str) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        relation: Relation | None = None,
+        schemas: dict[str, TableSchema] | None = None,
+    ) -> None:
         self._t = transport
         self.name = name
+        self.relation = relation or Relation(name)
+        self._schemas: dict[str, TableSchema] = dict(schemas or {})
         self._schema: TableSchema | None = None
 
     def __repr__(self) -> str:
-        return f"Dataset({self.name!r} at {self._t.url})"
+        extra = "".join(f".join({j.table!r})" for j in self.relation.joins)
+        if self.relation.derived:
+            extra += f".assign({', '.join(d.name for d in self.relation.derived)})"
+        return f"Dataset({self.name!r}{extra} at {self._t.url})"
+
+    def _table_schema(self, name: str) -> TableSchema:
+        if name not in self._schemas:
+            self._schemas[name] = TableSchema.from_dict(self._t.get(f"/v1/datasets/{name}/schema"))
+        return self._schemas[name]
 
     @property
     def schema(self) -> TableSchema:
-        """The public schema (columns, bounds, categories, privacy unit)."""
+        """The public schema (columns, bounds, categories, privacy unit); of the joined relation for a join."""
         if self._schema is None:
-            self._schema = TableSchema.from_dict(self._t.get(f"/v1/datasets/{self.name}/schema"))
+            if self.relation.is_plain:
+                self._schema = self._table_schema(self.name)
+            else:
+                schemas = {t: self._table_schema(t) for t in self.relation.tables()}
+                self._schema = relation_schema(self.relation, schemas).schema
         return self._schema
 
+    # -- linked questions -----------------------------------------------------------------------------------
+    def _with(self, relation: Relation) -> Dataset:
+        view = Dataset(self._t, self.name, relation, self._schemas)
+        _ = view.schema  # checked now against the public schemas: a clash or a bad edge fails before any query
+        return view
+
+    def join(self, other: str | Dataset, *, on: str | None = None, rsuffix: str | None = None) -> Dataset:
+        """Join a table of the same population on the privacy unit's key (an inner join, as pandas ``merge``).
+
+        Columns the query already has get ``rsuffix`` (default ``_<table>``): in ``persons.join("households")``
+        the household's ``migration_background`` is ``migration_background_households``.
+
+        Parameters
+        ----------
+        other : str or Dataset
+            The table to join (a plain handle or its name).
+        on : str, optional
+            Must be the privacy unit's key (``household_id``); any other column is refused.
+        rsuffix : str, optional
+            Suffix for clashing column names of ``other``.
+        """
+        name = other.name if isinstance(other, Dataset) else other
+        if isinstance(other, Dataset) and not other.relation.is_plain:
+            raise QueryError(
+                f"join() takes a table, not a joined or derived view of {name!r}; join the table and assign the "
+                "derived columns to the joined handle."
+            )
+        return self._with(self.relation.with_join(Join(name, on, rsuffix)))
+
+    def assign(self, **columns: Any) -> Dataset:
+        """Add derived columns (pandas ``assign``): bins, bool conditions, per-household counts and sums.
+
+        Examples
+        --------
+        >>> hh.assign(
+        ...     age_group=sb.cut("age", [18, 30, 67, 105]),
+        ...     over_67=sb.col("age") > 67,
+        ...     n_signals=sb.household_count("signals", where=sb.col("month") >= 7),
+        ... )  # doctest: +SKIP
+        """
+        items = []
+        for name, value in columns.items():
+            if not isinstance(value, Bin | UnitCount | UnitSum | Condition):
+                value = as_condition(value)
+            items.append(Derived(name, value))
+        return self._with(self.relation.with_derived(items))
+
+    def _relation_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.relation.joins:
+            out["join"] = [j.to_dict() for j in self.relation.joins]
+        if self.relation.derived:
+            out["derive"] = [d.to_dict() for d in self.relation.derived]
+        return out
+
     def dummy(self, n: int = 1000, seed: int | None = None) -> pd.DataFrame:
-        """``n`` rows generated from the public schema alone: the right shape, not real rows."""
+        """``n`` rows generated from the public schema alone: the right shape, not real rows.
+
+        For a join or derived columns, drawn here from the relation's public schema (also schema-only).
+        """
+        if not self.relation.is_plain:
+            return dummy_frame(self.schema, n, seed=seed)
         body = self._t.get(f"/v1/datasets/{self.name}/dummy", {"n": n, **({"seed": seed} if seed is not None else {})})
         df = pd.DataFrame(body["data"], columns=body["columns"])
         for col in self.schema.columns:
@@ -90,25 +180,26 @@ class Dataset:
         by: Sequence[str] | str | None,
         epsilon: float,
         delta: float,
-        where: Mapping[str, Sequence[Any]] | None,
+        where: Any,
         q: float | None = None,
         bins: int | None = None,
     ) -> AggregateQuery:
         check_epsilon(epsilon)
         check_delta(delta)
         by_list = [by] if isinstance(by, str) else list(by or ())
-        fields = {
-            "dataset": self.name,
-            "kind": kind,
-            "column": column,
-            "by": by_list,
-            "epsilon": epsilon,
-            "delta": delta,
-            "q": q,
-            "bins": bins,
-            "where": dict(where or {}),
-        }
-        return AggregateQuery.from_dict(fields)
+        return AggregateQuery(
+            self.name,
+            kind,  # type: ignore[arg-type]
+            column,
+            epsilon=epsilon,
+            by=tuple(by_list),
+            delta=delta,
+            q=q,
+            bins=bins,
+            where=where,
+            joins=self.relation.joins,
+            derived=self.relation.derived,
+        )
 
     def _ask(self, query: AggregateQuery) -> DPResult:
         payload = self._t.charge("/v1/query", _body(query))
@@ -121,7 +212,7 @@ class Dataset:
         by: Sequence[str] | str | None = None,
         epsilon: float,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP count of rows (of ``column``'s non-missing values), per group of ``by``."""
         return self._ask(self._query("count", column, by, epsilon, delta, where))
@@ -133,7 +224,7 @@ class Dataset:
         by: Sequence[str] | str | None = None,
         epsilon: float,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP sum of ``column`` (clipped to its schema bounds), per group of ``by``."""
         return self._ask(self._query("sum", column, by, epsilon, delta, where))
@@ -145,7 +236,7 @@ class Dataset:
         by: Sequence[str] | str | None = None,
         epsilon: float,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP mean of ``column``, per group of ``by``."""
         return self._ask(self._query("mean", column, by, epsilon, delta, where))
@@ -157,7 +248,7 @@ class Dataset:
         by: Sequence[str] | str | None = None,
         epsilon: float,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP variance of ``column``, per group of ``by``."""
         return self._ask(self._query("variance", column, by, epsilon, delta, where))
@@ -169,7 +260,7 @@ class Dataset:
         *,
         by: Sequence[str] | str | None = None,
         epsilon: float,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP ``q``-quantile of ``column`` (exponential mechanism over the schema bounds), per group."""
         return self._ask(self._query("quantile", column, by, epsilon, 0.0, where, q=q))
@@ -180,7 +271,7 @@ class Dataset:
         *,
         by: Sequence[str] | str | None = None,
         epsilon: float,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP median of ``column`` (the 0.5-quantile), per group."""
         return self.quantile(column, 0.5, by=by, epsilon=epsilon, where=where)
@@ -193,7 +284,7 @@ class Dataset:
         by: Sequence[str] | str | None = None,
         epsilon: float,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
     ) -> DPResult:
         """DP histogram of ``column`` in ``bins`` equal-width bins over its schema bounds, per group."""
         return self._ask(self._query("histogram", column, by, epsilon, delta, where, bins=bins))
@@ -213,7 +304,7 @@ class Dataset:
         the policy's time limit stops with an error that states the limit; its charge is kept.
         """
         check_epsilon(epsilon)
-        body = {"dataset": self.name, "spec": _spec_dict(spec), "epsilon": epsilon}
+        body = {"dataset": self.name, "spec": _spec_dict(spec), "epsilon": epsilon, **self._relation_fields()}
         if not wait:
             view = self._t.post("/v1/fit", body, params={"wait": "false"})
             return Job(self._t, view, lambda payload: FittedModel.from_payload(payload)._bind(self._t))
@@ -228,7 +319,7 @@ class Dataset:
         epsilon: float,
         by: Sequence[str] | str | None = None,
         delta: float = 0.0,
-        where: Mapping[str, Sequence[Any]] | None = None,
+        where: Any = None,
         q: float | None = None,
         bins: int | None = None,
     ) -> QueryCost:
@@ -243,9 +334,8 @@ class Dataset:
             body = self._t.post("/v1/cost", _body(query))
         else:
             check_epsilon(epsilon)
-            body = self._t.post(
-                "/v1/fit/cost", {"dataset": self.name, "spec": _spec_dict(kind_or_spec), "epsilon": epsilon}
-            )
+            fit = {"dataset": self.name, "spec": _spec_dict(kind_or_spec), "epsilon": epsilon}
+            body = self._t.post("/v1/fit/cost", {**fit, **self._relation_fields()})
         warnings_ = tuple(str(w) for w in body.get("warnings", ()))
         for text in warnings_:
             warnings.warn(text, SandboxWarning, stacklevel=2)
@@ -258,7 +348,7 @@ class Dataset:
 
 def _body(query: AggregateQuery) -> dict[str, Any]:
     d = query.to_dict()
-    return {k: v for k, v in d.items() if v is not None and v != {}}
+    return {k: v for k, v in d.items() if v is not None and v != {} and v != []}
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:

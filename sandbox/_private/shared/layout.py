@@ -11,7 +11,6 @@
             client_token                the local analyst's own token, written by the vault (mode 0600)
             audit.jsonl, audit.head     the hash-chained journal and its head anchor
             vault.json                  url, pid, port and OS account of the running vault (written once it listens)
-            cache/tables/               the shared, memory-mapped form of each registered table (Arrow IPC)
             vault.log                   server log of a vault started by ``sb.connect()``
             launch.lock                 serialises starting a local vault
         outbox/<release_id>/        released files and their manifest
@@ -122,11 +121,6 @@ class WorkspaceLayout:
     @property
     def launch_lock(self) -> Path:
         return self.root / "launch.lock"
-
-    @property
-    def table_cache(self) -> Path:
-        """The shared, memory-mapped tables of the worker processes."""
-        return self.root / "cache" / "tables"
 
     def secure(self) -> None:
         """Make every file of the vault's folder 0600 and every folder 0700 (the vault's own; sockets untouched)."""

@@ -7,7 +7,11 @@ bools become 0/1, and int/float features are min-max scaled to [0, 1] with the s
 clipped). Every row therefore has an L2 norm of at most ``sqrt(number of features)``, which is the ``data_norm``
 the logistic regression receives; no bound is ever read from the rows (DESIGN invariant 4).
 
-:class:`FitQuery` couples a spec with a dataset and epsilon; it is what the ledger stores and keys.
+:class:`FitQuery` couples a spec with a dataset and epsilon; it is what the ledger stores and keys. A fit may read
+a linked relation (issue 12): the dataset with tables of its population joined on the privacy unit's key and
+derived columns (bins, bool conditions, per-household counts and sums of another table), so that features come
+from several tables. The relation must keep one row per household; the spec's features and target are names of
+its columns, checked against the relation's public schema.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from .canonical import canonical_sha256
 from .errors import QueryError
-from .query import check_epsilon
+from .plan import Derived, Join, Relation, RelationSchema, relation_schema
+from .query import Schemas, as_schemas, check_epsilon
 
 if TYPE_CHECKING:
     from .policy import Policy
@@ -212,8 +217,9 @@ class ModelSpec:
         if schema.max_rows_per_unit != 1:
             raise QueryError(
                 f"Models are fitted on one row per privacy unit, but {schema.name!r} allows "
-                f"{schema.max_rows_per_unit} rows per {schema.privacy_unit}; fit on the household-level table "
-                "(aggregate person rows to their household first)."
+                f"{schema.max_rows_per_unit} rows per {schema.privacy_unit}; fit on the household-level table and "
+                "bring person or signal rows in per household, e.g. ws.dataset('households').assign("
+                "n_children=sb.household_count('persons', where=sb.col('age') < 18))."
             )
         for name in (self.target, *self.features):
             if name not in schema:
@@ -284,50 +290,94 @@ class ModelSpec:
 class FitQuery:
     """A request to fit ``spec`` on ``dataset`` with privacy loss ``epsilon`` (pure epsilon-DP, delta 0).
 
-    This is the unit the ledger charges and stores; its :meth:`canonical_key` includes epsilon.
+    ``joins`` and ``derived`` make the rows a linked relation (see :class:`~sandbox._private.shared.plan.Relation`).
+    This is the unit the ledger charges and stores; its :meth:`canonical_key` includes epsilon and the relation.
     """
 
     dataset: str
     spec: ModelSpec
     epsilon: float
+    joins: tuple[Join, ...] = ()
+    derived: tuple[Derived, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.spec, ModelSpec):
             raise QueryError(f"spec must be a ModelSpec, got {type(self.spec).__name__}.")
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
+        rel = Relation(self.dataset, tuple(self.joins), tuple(self.derived))
+        object.__setattr__(self, "joins", rel.joins)
+        object.__setattr__(self, "derived", rel.derived)
 
     @property
     def delta(self) -> float:
         """Always 0: the diffprivlib models used here are pure epsilon-DP."""
         return 0.0
 
+    @property
+    def relation(self) -> Relation:
+        """The rows the model is fitted on."""
+        return Relation(self.dataset, self.joins, self.derived)
+
+    def resolve(self, schemas: Schemas) -> RelationSchema:
+        """Return the relation's public schema (checked)."""
+        return relation_schema(self.relation, as_schemas(schemas, self.dataset))
+
+    def relation_dict(self) -> dict[str, Any]:
+        """``{"join": [...], "derive": [...]}`` (empty for a plain table)."""
+        out: dict[str, Any] = {}
+        if self.joins:
+            out["join"] = [j.to_dict() for j in self.joins]
+        if self.derived:
+            out["derive"] = [d.to_dict() for d in self.derived]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
-        return {"dataset": self.dataset, "spec": self.spec.to_dict(), "epsilon": self.epsilon}
+        return {"dataset": self.dataset, "spec": self.spec.to_dict(), "epsilon": self.epsilon, **self.relation_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FitQuery:
         """Build from JSON; unknown keys are an error."""
         if not isinstance(data, Mapping):
             raise QueryError(f"A fit request must be a JSON object, got {type(data).__name__}.")
-        extra = set(data) - {"dataset", "spec", "epsilon"}
+        extra = set(data) - {"dataset", "spec", "epsilon", "join", "derive"}
         if extra:
-            raise QueryError(f"Fit request has unknown keys {sorted(extra)}; allowed: dataset, spec, epsilon.")
+            raise QueryError(
+                f"Fit request has unknown keys {sorted(extra)}; allowed: dataset, spec, epsilon, join, derive."
+            )
         missing = {"dataset", "spec", "epsilon"} - set(data)
         if missing:
             raise QueryError(f"Fit request is missing {sorted(missing)}.")
-        return cls(dataset=data["dataset"], spec=ModelSpec.from_dict(data["spec"]), epsilon=data["epsilon"])
-
-    def canonical_key(self) -> str:
-        """sha256 hex of dataset, the spec's canonical form and the normalised epsilon."""
-        return _sha(
-            {
-                "format": "sandbox.fit/1",
-                "dataset": self.dataset,
-                "spec": self.spec.canonical_form(),
-                "epsilon": repr(self.epsilon + 0.0),
-            }
+        joins, derive = data.get("join") or (), data.get("derive") or ()
+        if not isinstance(joins, list | tuple) or not isinstance(derive, list | tuple):
+            raise QueryError("join and derive must be lists (of joins and of derived columns).")
+        return cls(
+            dataset=data["dataset"],
+            spec=ModelSpec.from_dict(data["spec"]),
+            epsilon=data["epsilon"],
+            joins=tuple(Join.from_dict(j) for j in joins),
+            derived=tuple(Derived.from_dict(d) for d in derive),
         )
+
+    def canonical_key(self, versions: Mapping[str, int] | None = None) -> str:
+        """sha256 hex of dataset, the spec's canonical form, the normalised epsilon and (if any) the relation.
+
+        ``versions`` (table name to registered version) is part of the key of a fit on a linked relation, for the
+        tables other than the base.
+        """
+        form: dict[str, Any] = {
+            "format": "sandbox.fit/1",
+            "dataset": self.dataset,
+            "spec": self.spec.canonical_form(),
+            "epsilon": repr(self.epsilon + 0.0),
+        }
+        if not self.relation.is_plain:
+            form["format"] = "sandbox.fit/2"
+            form["relation"] = self.relation_dict()
+            others = [t for t in self.relation.tables() if t != self.dataset]
+            if versions is not None:
+                form["versions"] = {t: int(versions[t]) for t in others if t in versions}
+        return _sha(form)
 
 
 def _matches_any(feature: str, names: Sequence[str]) -> bool:

@@ -8,6 +8,16 @@ nothing (DESIGN invariant 3): group-by columns are sorted, filters are sorted wi
 deduplicated, floats are normalised, and (given the schema) a filter that lists every category of its column is
 dropped and ``count(column)`` on a non-nullable column becomes ``count()``. Epsilon and delta are part of the
 key: the same question at a different epsilon is a different query.
+
+A linked query (issue 12) also reads a :class:`~sandbox._private.shared.plan.Relation`: tables joined on the
+privacy unit's key and derived columns, and filters with a
+:class:`~sandbox._private.shared.expr.Condition` (numeric comparisons, ``between``, ``is null``, ``&``, ``|``,
+``~``). Its canonical form (``sandbox.query/2``) holds the condition's normal form
+(:func:`~sandbox._private.shared.normal.normal_form`), the joins with their key and suffix spelt out, and only the
+derived columns the query uses (a bool column used as a filter is replaced by its condition). A query whose
+normal form has the first format's shape (no joins or used derived columns, filters that are value lists on
+category or bool columns) keeps its ``sandbox.query/1`` key, so ``where={"gender": ["female"]}`` and
+``where=sb.col("gender") == "female"`` are answered from the same stored answer.
 """
 
 from __future__ import annotations
@@ -19,20 +29,35 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .canonical import canonical_sha256
 from .errors import QueryError
+from .expr import And, Compare, Condition, Const, IsIn, IsNull, Not, Or, as_condition, check_condition
+from .normal import legacy_filters, normal_form
+from .plan import Bin, Derived, Join, Relation, RelationSchema, relation_schema
+from .schema import TableSchema
 from .wire import NAME_RE
 
 if TYPE_CHECKING:
     from .policy import Policy
-    from .schema import TableSchema
 
-__all__ = ["AggregateKind", "AggregateQuery", "FilterValue", "KINDS", "check_epsilon", "check_delta"]
+#: What a linked query is checked against: the schema of its one table, or the schemas of the tables it reads.
+Schemas = TableSchema | Mapping[str, TableSchema]
+
+__all__ = [
+    "AggregateKind",
+    "AggregateQuery",
+    "FilterValue",
+    "KINDS",
+    "Schemas",
+    "check_epsilon",
+    "check_delta",
+    "as_schemas",
+]
 
 AggregateKind = Literal["count", "sum", "mean", "variance", "quantile", "histogram"]
 FilterValue = str | bool
 KINDS: tuple[str, ...] = ("count", "sum", "mean", "variance", "quantile", "histogram")
 _NAME = NAME_RE
 _MAX_BINS = 1000
-_KEYS = ("dataset", "kind", "column", "by", "epsilon", "delta", "q", "bins", "where")
+_KEYS = ("dataset", "kind", "column", "by", "epsilon", "delta", "q", "bins", "where", "join", "derive")
 
 
 #: Smallest epsilon a query may ask for. Below it the noise scale overflows the mechanisms' arithmetic
@@ -85,10 +110,8 @@ def _check_name(name: object, what: str) -> str:
     return name
 
 
-def _normalise_where(where: object) -> tuple[tuple[str, tuple[FilterValue, ...]], ...]:
+def _legacy_where(where: object) -> tuple[tuple[str, tuple[FilterValue, ...]], ...]:
     """Accept a mapping ``{column: values}`` or pairs ``[(column, values)]``; return a tuple of pairs."""
-    if where is None:
-        return ()
     if isinstance(where, Mapping):
         items: Iterable[Any] = where.items()
     elif isinstance(where, list | tuple):
@@ -116,26 +139,56 @@ def _normalise_where(where: object) -> tuple[tuple[str, tuple[FilterValue, ...]]
     return tuple(out)
 
 
+def _is_legacy_mapping(where: object) -> bool:
+    """Tell whether ``where`` is ``{column: [values]}`` (the first format), not a condition's JSON ``{"op": ...}``."""
+    return isinstance(where, Mapping) and not isinstance(where.get("op"), str)
+
+
+def _as_where(where: object) -> Condition | None:
+    """Return the query's filter as a condition: from a condition, a bool column, a condition's JSON or value lists."""
+    if where is None:
+        return None
+    if isinstance(where, Mapping) and not where:
+        return None
+    if isinstance(where, list | tuple) and not where:
+        return None
+    if isinstance(where, Condition) or (hasattr(where, "name") and type(where).__name__ == "Col"):
+        return as_condition(where)
+    if isinstance(where, Mapping) and not _is_legacy_mapping(where):
+        return as_condition(where)
+    pairs = _legacy_where(where)
+    conds = tuple(IsIn(c, v) for c, v in pairs)
+    return conds[0] if len(conds) == 1 else And(conds)
+
+
 def _float_text(x: float) -> str:
     """Return a canonical text for a float: ``repr`` of the float after ``+ 0.0`` (so 1 == 1.0 and -0.0 == 0.0)."""
     return repr(float(x) + 0.0)
 
 
+def as_schemas(schemas: Schemas, dataset: str | None = None) -> Mapping[str, TableSchema]:
+    """Return a single schema as ``{dataset: schema}`` (the table the query reads); a mapping as it is."""
+    if isinstance(schemas, TableSchema):
+        return {dataset or schemas.name: schemas}
+    return schemas
+
+
 @dataclass(frozen=True)
 class AggregateQuery:
-    """One DP aggregate over a protected table, optionally filtered and grouped.
+    """One DP aggregate over a protected table or a linked relation, optionally filtered and grouped.
 
     Parameters
     ----------
     dataset : str
-        Registered dataset name.
+        Registered dataset name (the base table of a linked query).
     kind : {"count", "sum", "mean", "variance", "quantile", "histogram"}
         The aggregate.
     column : str, optional
         The value column. ``None`` is allowed only for ``count`` (count rows); ``count(column)`` counts the rows
         where ``column`` is not missing.
     by : tuple of str
-        Categorical or bool columns to group by. Group keys come from the schema, so empty groups appear too.
+        Categorical or bool columns to group by (also joined or derived ones). Group keys come from the schema,
+        so empty groups appear too.
     epsilon : float
         Privacy loss of this query: finite and > 0 (the policy caps it, see :meth:`check`).
     delta : float
@@ -145,8 +198,13 @@ class AggregateQuery:
         Quantile in (0, 1) for ``quantile`` (the median is 0.5); must be ``None`` otherwise.
     bins : int, optional
         For ``histogram``: number of equal-width bins over the column's schema bounds (1-1000).
-    where : mapping or pairs, optional
-        Filters ``{column: [allowed values]}`` on categorical or bool columns, all of which must hold.
+    where : Condition, mapping or pairs, optional
+        A condition (``sb.col("age") >= 18``, its JSON ``{"op": ...}``) or filters ``{column: [allowed values]}``
+        on categorical or bool columns, all of which must hold.
+    joins : tuple of Join
+        Tables of the same population joined on the privacy unit's key.
+    derived : tuple of Derived
+        Derived columns: bins, bool conditions, per-household counts and sums.
 
     Raises
     ------
@@ -163,7 +221,9 @@ class AggregateQuery:
     delta: float = 0.0
     q: float | None = None
     bins: int | None = None
-    where: tuple[tuple[str, tuple[FilterValue, ...]], ...] = ()
+    where: Condition | None = None
+    joins: tuple[Join, ...] = ()
+    derived: tuple[Derived, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.dataset, "dataset")
@@ -181,7 +241,10 @@ class AggregateQuery:
         object.__setattr__(self, "by", by)
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon))
         object.__setattr__(self, "delta", check_delta(self.delta))
-        object.__setattr__(self, "where", _normalise_where(self.where))
+        object.__setattr__(self, "where", _as_where(self.where))
+        rel = Relation(self.dataset, tuple(self.joins), tuple(self.derived))
+        object.__setattr__(self, "joins", rel.joins)
+        object.__setattr__(self, "derived", rel.derived)
         self._check_q_and_bins()
 
     def _check_q_and_bins(self) -> None:
@@ -201,18 +264,39 @@ class AggregateQuery:
         elif self.bins is not None:
             raise QueryError(f"bins is only for histogram queries; drop bins={self.bins!r}.")
 
+    # -- the relation it reads ---------------------------------------------------------------------------------
+    @property
+    def relation(self) -> Relation:
+        """The base table, its joins and derived columns."""
+        return Relation(self.dataset, self.joins, self.derived)
+
+    def tables(self) -> tuple[str, ...]:
+        """Every table the query reads (its base first)."""
+        return self.relation.tables()
+
+    def resolve(self, schemas: Schemas) -> RelationSchema:
+        """Check the relation against the public schemas and return its schema (see :func:`relation_schema`)."""
+        return relation_schema(self.relation, as_schemas(schemas, self.dataset))
+
     # -- checks against the public schema and the policy ---------------------------------------------------
-    def check(self, schema: TableSchema, policy: Policy) -> None:
-        """Check columns, types, group count and the per-query caps against ``schema`` and ``policy``.
+    def check(self, schemas: Schemas, policy: Policy) -> RelationSchema:
+        """Check columns, types, group count and the per-query caps against the schemas and ``policy``.
+
+        Returns
+        -------
+        RelationSchema
+            The checked relation (for a single table: its own schema).
 
         Raises
         ------
         QueryError
             Unknown column, a column of the wrong kind for the aggregate, a filter value that is not a category,
-            too many groups, or epsilon/delta above the policy's per-query cap.
+            a bad join or derived column, too many groups, or epsilon/delta above the policy's per-query cap.
         """
         check_epsilon(self.epsilon, cap=policy.budget.epsilon_per_query_max)
         check_delta(self.delta, cap=policy.budget.delta_per_query_max)
+        rs = self.resolve(schemas)
+        schema = rs.schema
         if self.column is not None:
             col = _column(schema, self.column)
             if col.kind == "id":
@@ -225,14 +309,15 @@ class AggregateQuery:
                 )
         for name in self.by:
             _group_column(schema, name)
-        for name, values in self.where:
-            _check_filter(schema, name, values)
+        if self.where is not None:
+            check_condition(self.where, schema)
         n_cells = self.n_cells(schema)
         if n_cells > policy.limits.max_groups:
             raise QueryError(
                 f"This query has {n_cells} cells (groups x bins), more than the policy's limits.max_groups of "
                 f"{policy.limits.max_groups}; group by fewer or coarser columns, or use fewer bins."
             )
+        return rs
 
     def n_cells(self, schema: TableSchema) -> int:
         """Return the number of output cells: product of the group-by key counts, times ``bins`` (histogram)."""
@@ -242,21 +327,33 @@ class AggregateQuery:
         return n * (self.bins or 1)
 
     # -- canonical form -------------------------------------------------------------------------------------
-    def normalised(self, schema: TableSchema | None = None) -> AggregateQuery:
-        """Return an equivalent query in canonical form (see the module docstring)."""
-        where = tuple(sorted((c, tuple(sorted(set(v), key=_value_order))) for c, v in self.where))
-        column = self.column
-        if schema is not None:
-            where = tuple((c, v) for c, v in where if not _lists_every_key(schema, c, v))
-            if self.kind == "count" and column is not None and column in schema and not schema.column(column).nullable:
-                column = None
-        return replace(self, column=column, by=tuple(sorted(self.by)), where=where)
+    def normalised(self, schemas: Schemas | None = None) -> AggregateQuery:
+        """Return an equivalent query in canonical form (see the module docstring).
 
-    def canonical_form(self, schema: TableSchema | None = None) -> dict[str, Any]:
+        Without schemas, only what needs no schema is normalised (group-by order, legacy filter lists).
+        """
+        if schemas is None:
+            return replace(self, by=tuple(sorted(self.by)), where=_sorted_legacy(self.where))
+        rs = self.resolve(schemas)
+        schema = rs.schema
+        where = normal_form(_inline(self.where, rs), schema)
+        column = self.column
+        if self.kind == "count" and column is not None and column in schema and not schema.column(column).nullable:
+            column = None
+        used = _used_derived(rs, {*self.by, *([column] if column else []), *where.columns()})
+        return replace(
+            self,
+            column=column,
+            by=tuple(sorted(self.by)),
+            where=None if isinstance(where, Const) and where.value else where,
+            joins=tuple(Join(j.table, rs.schema.unit_column, j.suffix) for j in self.joins),
+            derived=tuple(d for d in self.derived if d.name in used),
+        )
+
+    def canonical_form(self, schemas: Schemas | None = None) -> dict[str, Any]:
         """Return the JSON-able canonical form that :meth:`canonical_key` hashes."""
-        n = self.normalised(schema)
-        return {
-            "format": "sandbox.query/1",
+        n = self.normalised(schemas)
+        common = {
             "dataset": n.dataset,
             "kind": n.kind,
             "column": n.column,
@@ -265,17 +362,40 @@ class AggregateQuery:
             "delta": _float_text(n.delta),
             "q": None if n.q is None else _float_text(n.q),
             "bins": n.bins,
-            "where": [[c, list(v)] for c, v in n.where],
+        }
+        rs = n.resolve(schemas) if schemas is not None else None
+        legacy = _legacy_form(n.where, None if rs is None else rs.schema) if not n.joins and not n.derived else None
+        if legacy is not None:
+            return {"format": "sandbox.query/1", **common, "where": legacy}
+        where = n.where
+        return {
+            "format": "sandbox.query/2",
+            **common,
+            "where": None if where is None else where.to_dict(),
+            "join": [j.to_dict() for j in n.joins],
+            "derive": [_canonical_derived(d, rs) for d in n.derived],
         }
 
-    def canonical_key(self, schema: TableSchema | None = None) -> str:
-        """sha256 hex of the canonical form; pass the schema so that filters listing every category collide."""
-        return canonical_sha256(self.canonical_form(schema))
+    def canonical_key(self, schemas: Schemas | None = None, versions: Mapping[str, int] | None = None) -> str:
+        """sha256 hex of the canonical form; pass the schemas so that equivalent filters collide.
+
+        ``versions`` (table name to registered version) is part of the key of a linked query, for the tables other
+        than the base (whose version the ledger keys on): a new version of a joined table is a new question.
+        """
+        form = self.canonical_form(schemas)
+        others = [t for t in self.tables() if t != self.dataset]
+        if versions is not None and others:
+            form["versions"] = {t: int(versions[t]) for t in others if t in versions}
+        return canonical_sha256(form)
 
     # -- JSON ---------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (``where`` as ``{column: [values]}``)."""
-        return {
+        """Plain-JSON form.
+
+        ``where`` is ``{column: [values]}`` when it is a list of value filters, else a condition's JSON; ``join``
+        and ``derive`` appear only when present.
+        """
+        out: dict[str, Any] = {
             "dataset": self.dataset,
             "kind": self.kind,
             "column": self.column,
@@ -284,8 +404,13 @@ class AggregateQuery:
             "delta": self.delta,
             "q": self.q,
             "bins": self.bins,
-            "where": {c: list(v) for c, v in self.where},
+            "where": _where_json(self.where),
         }
+        if self.joins:
+            out["join"] = [j.to_dict() for j in self.joins]
+        if self.derived:
+            out["derive"] = [d.to_dict() for d in self.derived]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AggregateQuery:
@@ -301,6 +426,10 @@ class AggregateQuery:
         by = data.get("by") or ()
         if isinstance(by, str) or not isinstance(by, list | tuple):
             raise QueryError(f"by must be a list of column names, got {by!r}.")
+        joins = data.get("join") or ()
+        derive = data.get("derive") or ()
+        if not isinstance(joins, list | tuple) or not isinstance(derive, list | tuple):
+            raise QueryError("join and derive must be lists (of joins and of derived columns).")
         return cls(
             dataset=data["dataset"],
             kind=cast(AggregateKind, data["kind"]),
@@ -310,12 +439,133 @@ class AggregateQuery:
             delta=data.get("delta", 0.0) if data.get("delta") is not None else 0.0,
             q=data.get("q"),
             bins=data.get("bins"),
-            where=cast(Any, data.get("where") or ()),
+            where=cast(Any, data.get("where") or None),
+            joins=tuple(Join.from_dict(j) for j in joins),
+            derived=tuple(Derived.from_dict(d) for d in derive),
         )
 
 
 def _value_order(v: FilterValue) -> tuple[int, str]:
     return (0, str(v)) if isinstance(v, bool) else (1, v)
+
+
+def _where_json(where: Condition | None) -> Any:
+    if where is None:
+        return {}
+    parts = list(where.args) if isinstance(where, And) else [where]
+    if all(isinstance(p, IsIn) and all(isinstance(v, str | bool) for v in p.values) for p in parts):
+        cols = [p.column for p in parts]  # type: ignore[attr-defined]
+        if len(set(cols)) == len(cols):
+            return {p.column: list(p.values) for p in parts}  # type: ignore[attr-defined]
+    return where.to_dict()
+
+
+def _sorted_legacy(where: Condition | None) -> Condition | None:
+    """Without a schema: value lists sorted and deduplicated, filters sorted by column (the first format's rule)."""
+    if where is None:
+        return None
+    parts = list(where.args) if isinstance(where, And) else [where]
+    if not all(isinstance(p, IsIn) for p in parts):
+        return where
+    items = sorted(
+        (IsIn(p.column, tuple(sorted(set(p.values), key=_value_order))) for p in parts),  # type: ignore[attr-defined, arg-type]
+        key=lambda p: p.column,
+    )
+    return items[0] if len(items) == 1 else And(tuple(items))
+
+
+def _legacy_form(where: Condition | None, schema: TableSchema | None) -> list[list[Any]] | None:
+    """Return the first format's ``where`` (sorted ``[column, sorted values]`` pairs), if the filter has its shape.
+
+    With a schema, ``where`` is in normal form: a full value set of a non-nullable column is already gone.
+    """
+    if where is None:
+        return []
+    if schema is None:
+        parts = list(where.args) if isinstance(where, And) else [where]
+        if not all(isinstance(p, IsIn) for p in parts):
+            return None
+        pairs = [(p.column, p.values) for p in parts]  # type: ignore[attr-defined]
+    else:
+        found = legacy_filters(where, schema)
+        if found is None:
+            return None
+        pairs = found
+    if not all(isinstance(v, str | bool) for _, vals in pairs for v in vals):
+        return None
+    return [[c, sorted(set(v), key=_value_order)] for c, v in sorted(pairs)]
+
+
+def _inline(where: Condition | None, rs: RelationSchema) -> Condition | None:
+    """Replace a derived bool column used as a filter by its condition (``col("child")`` -> ``age < 18``)."""
+    if where is None:
+        return None
+    conds = {n: d.value for n, d in rs.derived.items() if isinstance(d.value, Condition)}
+    if not conds:
+        return where
+
+    def sub(c: Condition) -> Condition:
+        if isinstance(c, And):
+            return And(tuple(sub(a) for a in c.args))
+        if isinstance(c, Or):
+            return Or(tuple(sub(a) for a in c.args))
+        if isinstance(c, Not):
+            return Not(sub(c.arg))
+        name = getattr(c, "column", None)
+        if name not in conds:
+            return c
+        inner = sub(conds[name])
+        if isinstance(c, IsNull):
+            return Const(c.negate)  # a derived condition is never missing
+        if isinstance(c, Compare):
+            truth = (c.value is True) == (c.op == "==")
+            return inner if truth else Not(inner)
+        if isinstance(c, IsIn):
+            vals = {v for v in c.values if isinstance(v, bool)}
+            if vals == {True, False}:
+                return Const(True)
+            return inner if vals == {True} else Not(inner) if vals == {False} else Const(False)
+        return c
+
+    return sub(where)
+
+
+def _used_derived(rs: RelationSchema, names: set[str]) -> set[str]:
+    """Return the derived columns that ``names`` use, directly or through other derived columns."""
+    used: set[str] = set()
+    todo = [n for n in names if n in rs.derived]
+    while todo:
+        n = todo.pop()
+        if n in used:
+            continue
+        used.add(n)
+        v = rs.derived[n].value
+        refs = {v.column} if isinstance(v, Bin) else v.columns() if isinstance(v, Condition) else set()
+        todo.extend(r for r in refs if r in rs.derived)
+    return used
+
+
+def _canonical_derived(d: Derived, rs: RelationSchema | None) -> dict[str, Any]:
+    """Return a derived column's canonical JSON: its condition(s) in normal form against the schema they read."""
+    body = d.to_dict()
+    if rs is None:
+        return body
+    v = d.value
+    if isinstance(v, Condition):
+        body["condition"] = normal_form(_inline(v, rs), rs.schema).to_dict()
+    elif hasattr(v, "where") and v.where is not None:  # UnitCount / UnitSum: the condition reads its own table
+        body["where"] = normal_form(v.where, _schema_for(rs, v.table)).to_dict()  # type: ignore[union-attr]
+    if "edges" in body:
+        body["edges"] = [_float_text(e) for e in body["edges"]]
+        body["labels"] = list(rs.schema.group_keys(d.name))
+    for key in ("lower", "upper"):
+        if body.get(key) is not None:
+            body[key] = _float_text(body[key])
+    return body
+
+
+def _schema_for(rs: RelationSchema, table: str) -> TableSchema:
+    return rs.tables[table]
 
 
 def _column(schema: TableSchema, name: str) -> Any:
@@ -330,26 +580,6 @@ def _group_column(schema: TableSchema, name: str) -> Any:
         cats = ", ".join(c.name for c in schema.categorical()) or "(none)"
         raise QueryError(
             f"Cannot group or filter by {name!r}: it is {col.kind}, not a category or bool. "
-            f"Use one of: {cats} (or a histogram to bin a numeric column)."
+            f"Use one of: {cats} (or a histogram to bin a numeric column, or sb.bin to derive classes)."
         )
     return col
-
-
-def _check_filter(schema: TableSchema, name: str, values: tuple[FilterValue, ...]) -> None:
-    col = _group_column(schema, name)
-    keys = schema.group_keys(name)
-    bad = [v for v in values if not any(v is k or (type(v) is type(k) and v == k) for k in keys)]
-    if bad:
-        raise QueryError(
-            f"where[{name!r}] has values {bad!r} that are not categories of {name!r}; allowed: {list(keys)!r}."
-        )
-    del col
-
-
-def _lists_every_key(schema: TableSchema, name: str, values: tuple[FilterValue, ...]) -> bool:
-    if name not in schema or schema.column(name).kind not in ("category", "bool"):
-        return False
-    if schema.column(name).nullable:
-        return False  # the filter still removes missing values
-    keys = schema.group_keys(name)
-    return len(values) == len(keys) and all(any(v is k or v == k for v in values) for k in keys)

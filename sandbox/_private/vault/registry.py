@@ -44,12 +44,12 @@ POPULATION_TABLES: tuple[str, ...] = ("households", "persons", "signals")
 DEFAULT_POPULATION = "population"
 
 
-def _check(src: Path, schema: TableSchema) -> None:
-    """Check the rows against the schema exactly as the vault will when it loads them (counts, never values)."""
+def _check(src: Path, schema: TableSchema, engine: str = "duckdb") -> None:
+    """Check the rows against the schema on the dataset's engine, reading the file in place (counts, never values)."""
     from .dp.tabledata import TableData
 
     try:
-        TableData.load(src, schema)
+        TableData.load(src, schema, engine=engine)
     except SchemaError as exc:
         raise SchemaError(f"{src} does not match schema {schema.name!r}: {exc}") from None
 
@@ -86,9 +86,12 @@ class DatasetRegistry:
         schema: TableSchema | str | Path,
         *,
         population: str | None = None,
+        engine: str = "duckdb",
         actor: str = "admin",
     ) -> DatasetRecord:
         """Register ``path`` (Parquet or CSV) as a new version of dataset ``name`` (see the module docstring).
+
+        ``engine`` answers it: ``duckdb`` in the vault process, or ``spark`` (see docs/operator.md).
 
         Raises
         ------
@@ -96,6 +99,9 @@ class DatasetRegistry:
             The rows do not match the schema, ``population`` differs from the population of the table's earlier
             versions, or the table's privacy unit differs from the population's.
         """
+        from .dp.sql.placement import check_engine, write_engine
+
+        check_engine(engine)
         src = Path(path)
         sch = schema if isinstance(schema, TableSchema) else TableSchema.load(schema)
         if name != sch.name:
@@ -110,7 +116,7 @@ class DatasetRegistry:
         if population is not None:
             _check_population_name(population)
         target_population = self._population_for(name, sch, population)
-        _check(src, sch)
+        _check(src, sch, engine)
         before = self._tables_of(target_population)
         version = self.ledger.next_version(name)
         dest = self.layout.dataset_dir(name, version)
@@ -118,6 +124,7 @@ class DatasetRegistry:
         target = dest / f"data{suffix}"
         shutil.copyfile(src, target)
         sch.save(dest / "schema.json")
+        write_engine(dest, engine)
         record = self.ledger.add_dataset(
             DatasetRecord(
                 name=name,
@@ -191,7 +198,7 @@ class DatasetRegistry:
         AuditLog(self.layout.journal).append_many(events)
 
     def add_population(
-        self, directory: str | Path, *, population: str | None = None, actor: str = "admin"
+        self, directory: str | Path, *, population: str | None = None, engine: str = "duckdb", actor: str = "admin"
     ) -> list[DatasetRecord]:
         """Register the households, persons and signals tables of a generated population under one budget.
 
@@ -225,4 +232,4 @@ class DatasetRegistry:
                 f"These tables belong to population {chosen!r}; every version shares its budget, so they cannot "
                 f"move to {population!r}. Register them without --population."
             )
-        return [self.add(t, data, sch, population=chosen, actor=actor) for t, data, sch in files]
+        return [self.add(t, data, sch, population=chosen, engine=engine, actor=actor) for t, data, sch in files]

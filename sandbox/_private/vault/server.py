@@ -112,7 +112,7 @@ def serve(
     if socket_path is not None:
         remember(service.layout, socket=str(Path(socket_path).absolute()))
     ensure_client_token(service.tokens, service.layout.client_token)
-    compute = ComputeService(service, WorkerPool(service.policy, service.layout.table_cache))
+    compute = ComputeService(service, WorkerPool(service.policy))
     app = create_app(service, extra_routers, compute=compute)
     recover_on_startup(app)  # the gate repairs its state after a crash before anything is served
     sockets, info = [], {"pid": os.getpid(), "uid": os.geteuid(), "policy_sha256": service.policy.sha256}

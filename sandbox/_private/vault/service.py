@@ -8,28 +8,26 @@ release gate and never returned.
 
 from __future__ import annotations
 
-import functools
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sandbox._private.shared.canonical import canonical_json, sha256_file
+from sandbox._private.shared.canonical import canonical_json
 from sandbox._private.shared.dummy import dummy_frame
-from sandbox._private.shared.errors import IntegrityError, QueryError
+from sandbox._private.shared.errors import QueryError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.modelspec import FitQuery
 from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .dp.engine import Checked, DPEngine
+from .dp.engine import Catalog, Checked, DPEngine
 from .dp.tabledata import TableData
 from .ledger.ledger import CHARGE_EVENT, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
 from .outbox.journal import AuditLog, GroupAppender, read_entries
 from .registry import DatasetRegistry
+from .tables import OpenTables, parsed_schema, relation_query
 from .tokens import TokenInfo, TokenStore
 
 __all__ = ["VaultService", "result_payload"]
@@ -80,8 +78,7 @@ class VaultService:
     ledger: Ledger
     policy: Policy
     tokens: TokenStore = field(init=False)
-    _tables: dict[tuple[str, int], TableData] = field(default_factory=dict, init=False, repr=False)
-    _tables_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _open: OpenTables = field(default_factory=OpenTables, init=False, repr=False)
 
     recovered: list[str] = field(default_factory=list, init=False)
 
@@ -112,7 +109,7 @@ class VaultService:
         return json.loads(self.ledger.dataset(name).schema_json)
 
     def _schema(self, record: DatasetRecord) -> TableSchema:
-        return _parsed_schema(record.schema_json)
+        return parsed_schema(record.schema_json)
 
     def dummy(self, name: str, n: int, seed: int | None) -> str:
         """JSON text ``{"columns": [...], "data": {column: [values]}}`` generated from the schema alone."""
@@ -126,47 +123,49 @@ class VaultService:
 
     # -- DP ---------------------------------------------------------------------------------------------------
     def _table(self, record: DatasetRecord) -> TableData:
-        """Load the rows of a dataset version once, after checking the file against its registered sha256."""
-        key = (record.name, record.version)
-        with self._tables_lock:
-            if key not in self._tables:
-                digest = sha256_file(Path(record.path))
-                if digest != record.files_sha256:
-                    raise IntegrityError(
-                        f"Data file of {record.name!r} v{record.version} hashes to {digest}, but the ledger "
-                        f"registered {record.files_sha256}; it was changed after registration. Restore it or "
-                        "register a new version."
-                    )
-                self._tables[key] = TableData.load(record.path, self._schema(record))
-            return self._tables[key]
+        """Open the rows of a dataset version in place, after checking the file against its registered sha256."""
+        return self._open.get(record)
 
-    def _prepare_query(self, body: Mapping[str, Any]) -> tuple[Checked, DatasetRecord, TableSchema]:
-        """Check a query, the one time the vault does: shape (``from_dict``), then schema and policy (``check``)."""
+    def _records(self, names: tuple[str, ...]) -> dict[str, DatasetRecord]:
+        """Return the current version of every table a query reads (NotFoundError for an unknown one)."""
+        return {n: self.ledger.dataset(n) for n in names}
+
+    def _catalog(self, records: Mapping[str, DatasetRecord], *, load: bool) -> Catalog:
+        """Return the tables (or, without ``load``, only their schemas) and populations of a query's records."""
+        return self._open.catalog(records, load=load)
+
+    def _prepare_query(
+        self, body: Mapping[str, Any]
+    ) -> tuple[Checked, DatasetRecord, dict[str, DatasetRecord], dict[str, TableSchema]]:
+        """Check a query, the one time the vault does: shape (``from_dict``), then schemas, population and policy."""
         query = AggregateQuery.from_dict(body)
-        record = self.ledger.dataset(query.dataset)
-        schema = self._schema(record)
-        return self.engine.check(query, schema), record, schema
+        records = self._records(query.tables())
+        schemas = {n: self._schema(r) for n, r in records.items()}
+        checked = self.engine.check(query, self._catalog(records, load=False))
+        return checked, records[query.dataset], records, schemas
 
     def cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        checked, _, _ = self._prepare_query(body)
+        checked, _, _, _ = self._prepare_query(body)
         c = checked.cost
         return {"epsilon": float(c.epsilon), "delta": float(c.delta), "query": checked.item.to_dict()}
 
     def query(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        checked, record, schema = self._prepare_query(body)
+        checked, record, records, schemas = self._prepare_query(body)
         engine = self.engine
         query, c = checked.item, checked.cost
         assert isinstance(query, AggregateQuery)
-        table = self._table(record)  # loaded before the ledger lock is taken: loading is slow the first time
+        catalog = self._catalog(records, load=True)  # opened before the ledger lock is taken
+        versions = {n: r.version for n, r in records.items()}
 
         def compute() -> ComputedAnswer:
-            ans = engine.answer(checked, table)
+            ans = engine.answer(checked, catalog)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, query.kind))
 
+        # one charge, against the base table's record: its population's budget (a joined query is one question)
         outcome = self.ledger.charge(
             record,
             kind="aggregate",
-            query_key=query.canonical_key(schema),
+            query_key=query.canonical_key(schemas, versions),
             query=query.to_dict(),
             epsilon=float(c.epsilon),
             delta=float(c.delta),
@@ -177,19 +176,22 @@ class VaultService:
         )
         return _outcome_payload(outcome)
 
-    def _prepare_fit(self, body: Mapping[str, Any]) -> tuple[Checked, FitQuery, DatasetRecord]:
-        """Check a fit, the one time the vault does: shape (``from_dict``), then schema, policy and epsilon cap."""
+    def _prepare_fit(
+        self, body: Mapping[str, Any]
+    ) -> tuple[Checked, FitQuery, DatasetRecord, dict[str, DatasetRecord]]:
+        """Check a fit, the one time the vault does: shape (``from_dict``), then schemas, policy and epsilon cap."""
         fq = FitQuery.from_dict(body)
-        record = self.ledger.dataset(fq.dataset)
-        return self.engine.check(fq, self._schema(record)), fq, record
+        records = self._records(fq.relation.tables())
+        checked = self.engine.check(fq, self._catalog(records, load=False))
+        return checked, fq, records[fq.dataset], records
 
     def fit_cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Cost a fit; a spec the policy refuses is costed too, with the refusal as a warning."""
         fq = FitQuery.from_dict(body)
-        record = self.ledger.dataset(fq.dataset)
         refusals = fq.spec.policy_refusals(self.policy)
         if refusals:  # cost it anyway, so the analyst learns why fit() would refuse before trying
-            fq.spec.check_schema(self._schema(record))
+            records = self._records(fq.relation.tables())
+            fq.spec.check_schema(fq.resolve({n: self._schema(r) for n, r in records.items()}).schema)
             check_epsilon(fq.epsilon, cap=self.policy.budget.epsilon_per_query_max)
         else:
             self._prepare_fit(body)
@@ -197,18 +199,18 @@ class VaultService:
         return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict(), "warnings": warnings}
 
     def fit(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
-        checked, fq, record = self._prepare_fit(body)
+        checked, fq, record, records = self._prepare_fit(body)
         engine = self.engine
-        table = self._table(record)
+        catalog = self._catalog(records, load=True)
 
         def compute() -> ComputedAnswer:
-            ans = engine.fit(checked, table)
+            ans = engine.fit(checked, catalog)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, fq.spec.diffprivlib_class))
 
         outcome = self.ledger.charge(
             record,
             kind="model",
-            query_key=fq.canonical_key(),
+            query_key=fq.canonical_key({n: r.version for n, r in records.items()}),
             query=fq.to_dict(),
             epsilon=fq.epsilon,
             delta=fq.delta,
@@ -218,6 +220,19 @@ class VaultService:
             analyst_limit=self.policy.budget.epsilon_per_analyst,
         )
         return _outcome_payload(outcome)
+
+    def model_records(self, record: DatasetRecord, public: Mapping[str, Any]) -> dict[str, DatasetRecord]:
+        """Return the current records of the tables a stored model's relation reads (none for a plain table)."""
+        fq = relation_query(record, public)
+        return {} if fq is None else self._records(fq.relation.tables())
+
+    def model_table(self, record: DatasetRecord, public: Mapping[str, Any], extra: tuple[str, ...] = ()) -> TableData:
+        """Return the rows a stored model was fitted on (its relation, if any), with its columns and ``extra`` ones.
+
+        For the in-vault fairness audit: a model fitted on a linked relation predicts on the same relation, and
+        ``extra`` names the protected attributes the audit groups by.
+        """
+        return self._open.model_table(self.engine, record, public, extra, self.model_records(record, public))
 
     def budget(self, name: str, caller: TokenInfo) -> dict[str, Any]:
         record = self.ledger.dataset(name)
@@ -229,12 +244,6 @@ class VaultService:
         record = self.ledger.result(result_id)
         record.verify()
         return result_payload(record, reused=True, charged=0.0)
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed_schema(schema_json: str) -> TableSchema:
-    """Parse the schema of a registered table once (a registered schema never changes: it is hashed)."""
-    return TableSchema.from_json(schema_json)
 
 
 def _journalled_charges(layout: WorkspaceLayout) -> set[str]:

@@ -1,72 +1,128 @@
-"""Exact per-cell statistics of a query on a protected table: the non-private half of the DP engine.
+"""Exact per-cell statistics of a query on a protected table or linked relation: the non-private half of the engine.
 
-:func:`prepare` applies, all in numpy and without copying the table: the household bound (keep the first ``k``
-rows of each household in source order, ``rank < k``), the ``where`` filters, and the exclusion of rows whose value
-or group key is missing; it then numbers each row's output cell. Excluded rows go to an extra "trash" cell
-``n_cells`` that is dropped from every result, so no column is compressed. Cells are the product of the group-by
-columns' public keys (schema order, row-major, as :func:`itertools.product`), times the histogram bins for a
-histogram; every cell exists whether or not a row falls in it.
+:func:`exact_cells` compiles the query (:mod:`.sql.compile`) and runs it on the tables' engine (DuckDB in process,
+or Spark), reading the registered files in place. It returns, per output cell: the rows and distinct households
+after the household bound and the filter, the sums the aggregate needs (the clipped values, centred on the middle
+of their public bounds for means and variances), and for magnitude tables (sum, mean, variance) the total of
+absolute household contributions and the two largest, which the release gate's dominance and p-ratio rules need.
 
-Truncating before filtering keeps the work per query at a mask over precomputed ranks; either order bounds a
-household to ``k`` rows, and the truncation of one household never depends on another's rows.
+Cells are the product of the group-by columns' public keys (schema order, row-major, as :func:`itertools.product`),
+times the histogram bins; every cell exists whether or not a row falls in it. The household bound keeps the first
+``k`` rows of each household in file order (in a join: in the order of the base table, then of each joined table),
+which depends on that household's rows only, and applies before the filter.
 
-:func:`unit_stats` gives what the release gate's disclosure checks need per cell: the number of distinct
-households, and (for magnitude tables) the two largest absolute household contributions and the totals.
+:class:`Catalog` is the set of tables a query may read: those of one population, by name.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.plan import RelationSchema
 from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.shared.schema import TableSchema
 
+from .sql.compile import EXCLUDED, TRUNCATED, CellSQL, compile_cells, compile_values, magnitude, ordered_table
 from .tabledata import TableData
 
-__all__ = ["Prepared", "prepare", "cell_keys", "unit_stats", "UnitStats", "bin_edges"]
+__all__ = ["Catalog", "CellStats", "exact_cells", "cell_keys", "bin_edges", "UnitStats", "clear_cache"]
 
 
 @dataclass(frozen=True)
-class Prepared:
-    """Rows of one query after bounding and filtering, indexed by output cell.
+class Catalog:
+    """The tables a query may read, by name, and the population each belongs to.
+
+    A join or a per-household aggregate may only read tables of the base table's population (the vault knows
+    which; an analyst's refusal then depends on the registration, never on the rows).
+    """
+
+    tables: Mapping[str, TableData]
+    populations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, table: TableData, name: str | None = None) -> Catalog:
+        """Return a catalog of one table (under ``name``, default the schema's name)."""
+        n = name or table.schema.name
+        return cls({n: table}, {n: n})
+
+    def schemas(self) -> dict[str, TableSchema]:
+        return {n: t.schema for n, t in self.tables.items()}
+
+    def population(self, name: str) -> str:
+        return self.populations.get(name, name)
+
+    def check_population(self, query_tables: tuple[str, ...]) -> None:
+        """Refuse a query that reads a table of another population than its base table's."""
+        if not query_tables:
+            return
+        base = query_tables[0]
+        for t in query_tables[1:]:
+            if t in self.tables and self.population(t) != self.population(base):
+                raise QueryError(
+                    f"{t!r} belongs to population {self.population(t)!r}, but {base!r} to {self.population(base)!r}: "
+                    "a query links only the tables of one population (one household is in all of them). Join "
+                    f"{base!r} with a table registered from its own population."
+                )
+
+    def engine_of(self, names: tuple[str, ...]) -> str:
+        engines = {self.tables[n].engine for n in names}
+        if len(engines) != 1:
+            raise QueryError(
+                f"The tables {list(names)} are registered on different engines ({sorted(engines)}); a query "
+                "reads tables of one engine. Register them on the same engine."
+            )
+        return engines.pop()
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """Exact per-cell facts of one query (private: never sent to the client).
 
     Attributes
     ----------
-    cell : ndarray of intp
-        Output cell of every table row; ``n_cells`` (the trash cell) for rows the query excludes.
-    values : ndarray of float64 or None
-        The value column clipped to its schema bounds, the lower bound in excluded rows (None for a count).
-    n_cells : int
-        Number of output cells (without the trash cell).
-    table : TableData
-        The table (its ``rank`` lets :func:`unit_stats` find a household's rows without sorting).
-    rows_truncated : int
-        Rows dropped by the household bound.
+    rows, units : ndarray of int64
+        Rows and distinct households per cell (after the household bound and the filter).
+    total, centred, squares : ndarray of float64
+        Per cell: sum of the clipped values, sum of ``x - mid`` and sum of ``(x - mid)**2 - r**2/2``
+        (zeros for a count; ``mid``, ``r``: middle and half-width of the public bounds).
+    abs_total, top1, top2 : ndarray of float64 or None
+        For sum, mean and variance: total of absolute household contributions, and the largest and second-largest.
+    values : list of ndarray or None
+        For a quantile: every counted row's clipped value, sorted, per cell.
+    rows_in, rows_truncated : int
+        Rows of the relation, and rows the household bound dropped.
     """
 
-    cell: np.ndarray
-    values: np.ndarray | None
-    n_cells: int
-    table: TableData = field(repr=False)
+    rows: np.ndarray
+    units: np.ndarray
+    total: np.ndarray
+    centred: np.ndarray
+    squares: np.ndarray
+    abs_total: np.ndarray | None
+    top1: np.ndarray | None
+    top2: np.ndarray | None
+    rows_in: int
     rows_truncated: int
-
-    @property
-    def rows_in(self) -> int:
-        """Rows in the table."""
-        return self.table.n_rows
+    values: list[np.ndarray] | None = None
+    strategy: str = ""
 
     @property
     def rows_used(self) -> int:
-        """Rows that fall in some cell."""
-        return int(self.cell.size - np.count_nonzero(self.cell == self.n_cells))
+        return int(self.rows.sum())
 
-    def bincount(self, weights: np.ndarray | None = None) -> np.ndarray:
-        """Per-cell row count (or sum of ``weights``), trash cell dropped."""
-        out: np.ndarray = np.bincount(self.cell, weights=weights, minlength=self.n_cells + 1)[: self.n_cells]
-        return out
+
+#: The name the release gate and earlier code used for these facts.
+UnitStats = CellStats
 
 
 def bin_edges(bounds: tuple[float, float], bins: int) -> np.ndarray:
@@ -74,9 +130,8 @@ def bin_edges(bounds: tuple[float, float], bins: int) -> np.ndarray:
     return np.linspace(bounds[0], bounds[1], bins + 1)
 
 
-def cell_keys(query: AggregateQuery, table: TableData) -> list[tuple[Any, ...]]:
+def cell_keys(query: AggregateQuery, schema: TableSchema) -> list[tuple[Any, ...]]:
     """Public keys of every cell in cell order: group keys, then ``(bin_lower, bin_upper)`` for a histogram."""
-    schema = table.schema
     groups = list(itertools.product(*(schema.group_keys(b) for b in query.by)))
     if query.kind != "histogram":
         return groups
@@ -86,121 +141,158 @@ def cell_keys(query: AggregateQuery, table: TableData) -> list[tuple[Any, ...]]:
     return [(*g, *b) for g in groups for b in bins]
 
 
-def _row_mask(query: AggregateQuery, table: TableData, k: int) -> tuple[np.ndarray, int]:
-    keep = table.rank < k
-    truncated = int(table.n_rows - np.count_nonzero(keep))
-    schema = table.schema
-    for name, allowed in query.where:
-        keys = schema.group_keys(name)
-        codes = [
-            i for i, key in enumerate(keys) if any(v is key or (type(v) is type(key) and v == key) for v in allowed)
+def _sources(catalog: Catalog, rs: RelationSchema) -> tuple[dict[str, str], Any]:
+    names = tuple(rs.tables)
+    missing = [n for n in names if n not in catalog.tables]
+    if missing:
+        raise QueryError(f"The vault has no table {missing[0]!r} for this query; register it first.")
+    catalog.engine_of(names)
+    runner = catalog.tables[names[0]].runner
+    return {n: catalog.tables[n].source() for n in names}, runner
+
+
+class _ExactCache:
+    """The exact statistics of recent statements, by statement text (which names the tables' sources).
+
+    The exact part of a question does not depend on epsilon or delta, so asking it again at another epsilon (or
+    drawing fresh noise many times, as the neighbouring-dataset tests do) reuses it; the noise is always fresh. A
+    table's source name is unique to that table object, and a registered file is checked against its sha256 before
+    it is opened, so a hit is always for the same rows. Kept in the vault's memory only.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[str, CellStats] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CellStats | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: str, stats: CellStats) -> None:
+        with self._lock:
+            self._items[key] = stats
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_CACHE = _ExactCache()
+#: Tests set ``STRATEGY_GROUPED[0] = True`` to force the grouped strategy (to compare it with the ordered one).
+STRATEGY_GROUPED = [False]
+
+
+def exact_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: int) -> CellStats:
+    """Run the exact part of ``query`` (checked against ``rs``) on the catalog's tables with ``k`` rows kept."""
+    sources, runner = _sources(catalog, rs)
+    contiguous = frozenset(n for n in rs.tables if catalog.tables[n].profile.contiguous and not STRATEGY_GROUPED[0])
+    plan = compile_cells(query, rs, sources, runner.dialect, k, contiguous)
+    parts: list[CellSQL] = [plan]
+    multi = ordered_table(rs, contiguous) if plan.strategy == "ordered" else None
+    if multi is not None and len(catalog.tables[multi].profile.parts) > 1:
+        parts = [
+            compile_cells(query, rs, sources, runner.dialect, k, contiguous, part)
+            for part in catalog.tables[multi].profile.parts
         ]
-        keep &= np.isin(table.codes[name], np.asarray(codes, dtype=np.int16))
-    for name in query.by:
-        if schema.column(name).nullable:
-            keep &= table.codes[name] >= 0
-    if query.column is not None and schema.column(query.column).nullable:
-        keep &= ~table.missing(query.column)
-    return keep, truncated
+    key = f"{runner.dialect.name}|{'|'.join(p.sql for p in parts)}|{query.kind}|{query.q}"
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    if len(parts) == 1:
+        stats = _run(query, rs, sources, runner, plan, k)
+    else:  # units never straddle parts: answer them in parallel (DuckDB releases the GIL) and add them up
+        with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
+            pieces = list(pool.map(lambda p: _run(query, rs, sources, runner, p, k, values=False), parts))
+        stats = _merge(pieces)
+        if query.kind == "quantile":
+            stats = replace(stats, values=_values(query, rs, sources, runner, k, plan.n_cells))
+    _CACHE.put(key, stats)
+    return stats
 
 
-def _group_cells(query: AggregateQuery, table: TableData) -> np.ndarray:
-    cell = np.zeros(table.n_rows, dtype=np.intp)  # bincount wants intp: no cast per call
-    for name in query.by:
-        cell *= len(table.schema.group_keys(name))
-        cell += table.codes[name]
-    return cell
+def _merge(pieces: list[CellStats]) -> CellStats:
+    """Return the statistics of the union of disjoint sets of households."""
+    first = pieces[0]
+    top1 = top2 = abs_total = None
+    if first.top1 is not None:
+        tops = np.stack([np.stack([p.top1, p.top2]) for p in pieces], axis=0)  # type: ignore[list-item]
+        flat = np.sort(tops.transpose(2, 0, 1).reshape(first.top1.size, -1), axis=1)
+        top1, top2 = flat[:, -1].copy(), flat[:, -2].copy()
+        abs_total = np.sum([p.abs_total for p in pieces if p.abs_total is not None], axis=0)
+    return CellStats(
+        rows=np.sum([p.rows for p in pieces], axis=0),
+        units=np.sum([p.units for p in pieces], axis=0),
+        total=np.sum([p.total for p in pieces], axis=0),
+        centred=np.sum([p.centred for p in pieces], axis=0),
+        squares=np.sum([p.squares for p in pieces], axis=0),
+        abs_total=abs_total,
+        top1=top1,
+        top2=top2,
+        rows_in=sum(p.rows_in for p in pieces),
+        rows_truncated=sum(p.rows_truncated for p in pieces),
+        values=None,
+        strategy=f"{first.strategy} x{len(pieces)}",
+    )
 
 
-def prepare(query: AggregateQuery, table: TableData, k: int) -> Prepared:
-    """Bound, filter and index the rows of ``table`` for ``query`` (``k`` = rows kept per household)."""
-    keep, truncated = _row_mask(query, table, k)
-    cell = _group_cells(query, table)
-    n_cells = query.n_cells(table.schema)
-    values = None
-    if query.column is not None and query.kind != "count":
-        lo, hi = table.schema.column(query.column).bounds
-        values = np.clip(table.numeric(query.column), lo, hi)
-        np.copyto(values, lo, where=~keep)  # no NaN left: excluded rows hold the lower bound
-        if query.kind == "histogram":
-            assert query.bins is not None
-            width = (hi - lo) / query.bins if hi > lo else 1.0
-            b = np.minimum(((values - lo) / width).astype(np.intp), query.bins - 1)
-            cell = cell * query.bins + b
-    np.copyto(cell, n_cells, where=~keep)
-    return Prepared(cell, values, n_cells, table, truncated)
+def _run(
+    query: AggregateQuery,
+    rs: RelationSchema,
+    sources: dict[str, str],
+    runner: Any,
+    plan: CellSQL,
+    k: int,
+    values: bool = True,
+) -> CellStats:
+    n = plan.n_cells
+    rows = np.zeros(n, dtype=np.int64)
+    units = np.zeros(n, dtype=np.int64)
+    sums = np.zeros((3, n))
+    mag = magnitude(query.kind)
+    abs_total, top1, top2 = (np.zeros(n), np.zeros(n), np.zeros(n)) if mag else (None, None, None)
+    rows_in = truncated = 0
+    for rec in runner.rows(plan.sql):
+        cell, n_rows, n_units, t, c1, c2 = int(rec[0]), int(rec[1]), int(rec[2]), rec[3], rec[4], rec[5]
+        rows_in += n_rows
+        if cell == TRUNCATED:
+            truncated += n_rows
+            continue
+        if cell == EXCLUDED:
+            continue
+        rows[cell], units[cell] = n_rows, n_units
+        sums[:, cell] = [float(t or 0.0), float(c1 or 0.0), float(c2 or 0.0)]
+        if mag:
+            assert abs_total is not None and top1 is not None and top2 is not None
+            abs_total[cell] = float(rec[6] or 0.0)
+            if plan.split_top:
+                top1[cell], top2[cell] = float(rec[7] or 0.0), float(rec[8] or 0.0)
+            else:
+                top = sorted((float(v) for v in (rec[7] or [])), reverse=True)
+                top1[cell] = top[0] if top else 0.0
+                top2[cell] = top[1] if len(top) > 1 else 0.0
+    vals = _values(query, rs, sources, runner, k, n) if query.kind == "quantile" and values else None
+    return CellStats(
+        rows, units, sums[0], sums[1], sums[2], abs_total, top1, top2, rows_in, truncated, vals, plan.strategy
+    )
 
 
-@dataclass(frozen=True)
-class UnitStats:
-    """Per-cell facts for disclosure control (private: never sent to the client).
-
-    Attributes
-    ----------
-    rows, units : ndarray of int64
-        Rows and distinct households per cell (after the household bound).
-    total, abs_total, top1, top2 : ndarray of float64 or None
-        Cell total of the (clipped) values, total of absolute household contributions, and the largest and
-        second-largest absolute household contribution. None for counts and histograms.
-    """
-
-    rows: np.ndarray
-    units: np.ndarray
-    total: np.ndarray | None
-    abs_total: np.ndarray | None
-    top1: np.ndarray | None
-    top2: np.ndarray | None
+def _values(
+    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, k: int, n: int
+) -> list[np.ndarray]:
+    table = runner.arrow(compile_values(query, rs, sources, runner.dialect, k))
+    cells = np.asarray(table.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    x = np.asarray(table.column(1).to_numpy(zero_copy_only=False), dtype=np.float64)
+    order = np.argsort(cells, kind="stable")  # the engine sorted by cell and value already; keep it exact anyway
+    cells, x = cells[order], x[order]
+    ends = np.searchsorted(cells, np.arange(n), side="right")
+    starts = np.searchsorted(cells, np.arange(n), side="left")
+    return [np.sort(x[s:e]) for s, e in zip(starts, ends, strict=True)]
 
 
-def _first_and_contrib(p: Prepared, k: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Flag the first row of each (household, cell) pair and sum each household's values per cell onto it.
-
-    A household's rows are contiguous, and a row of rank ``r`` has its household's earlier rows at offsets
-    ``1..r``. So for each offset ``s < k`` only the rows of rank >= ``s`` are compared with the row ``s`` before
-    them: the work is the number of same-household row pairs, not ``k`` passes over the table.
-    """
-    first = np.ones(p.cell.size, dtype=bool)
-    contrib = None if p.values is None else p.values.copy()
-    cell = p.cell.astype(np.int32) if p.n_cells < 2**31 - 1 else p.cell  # halves the memory traffic of the gathers
-    for s in range(1, k):
-        later = p.table.rows_with_rank_at_least(s)
-        if later.size == 0:
-            break
-        hit = later[cell[later] == cell[later - s]]
-        first[hit] = False
-        if contrib is not None and p.values is not None:
-            contrib[hit - s] += p.values[hit]
-    return first, contrib
-
-
-def _top2(cell: np.ndarray, x: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Largest and second-largest ``x`` (all >= 0) per cell; ties count twice."""
-    top1 = np.zeros(n_cells + 1)
-    np.maximum.at(top1, cell, x)
-    is_max = x == top1[cell]
-    n_max = np.bincount(cell, weights=is_max, minlength=n_cells + 1)
-    rest = np.zeros(n_cells + 1)
-    np.maximum.at(rest, cell, np.where(is_max, 0.0, x))  # 0 is neutral: x >= 0
-    top2 = np.where(n_max >= 2, top1, rest)
-    return top1[:n_cells], top2[:n_cells]
-
-
-def unit_stats(p: Prepared, k: int, rows: np.ndarray | None = None, total: np.ndarray | None = None) -> UnitStats:
-    """Exact per-cell rows, distinct households and (for values) dominance inputs.
-
-    ``rows`` and ``total`` (per-cell row count and sum of values) may be passed when the caller has them already.
-    """
-    rows = p.bincount() if rows is None else rows
-    if k == 1:
-        first, contrib = None, p.values
-    else:
-        first, contrib = _first_and_contrib(p, k)
-    cells_f = p.cell if first is None else p.cell[first]
-    units = np.bincount(cells_f, minlength=p.n_cells + 1)[: p.n_cells]
-    if p.values is None or contrib is None:
-        return UnitStats(rows, units, None, None, None, None)
-    c = np.abs(contrib if first is None else contrib[first])
-    total = p.bincount(p.values) if total is None else total
-    abs_total = np.bincount(cells_f, weights=c, minlength=p.n_cells + 1)[: p.n_cells]
-    top1, top2 = _top2(cells_f, c, p.n_cells)
-    return UnitStats(rows, units, total, abs_total, top1, top2)
+def clear_cache() -> None:
+    """Forget every cached exact result (benchmarks time the exact part anew; tests compare strategies)."""
+    with _CACHE._lock:
+        _CACHE._items.clear()

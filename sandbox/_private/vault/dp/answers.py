@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,12 +30,13 @@ class Checked:
     """A query or fit that :meth:`DPEngine.check` validated against ``schema`` and the policy, with its cost.
 
     The vault checks a request once, at its edge (the service), and hands this on: :meth:`DPEngine.answer` and
-    :meth:`DPEngine.fit` then skip their own check when the table's schema is the one checked against.
+    :meth:`DPEngine.fit` then skip their own check when the schemas are the ones checked against (one table's,
+    or, for a linked question, those of every table it reads).
     """
 
     item: AggregateQuery | FitQuery
     cost: Cost
-    schema: TableSchema = field(repr=False)
+    schema: TableSchema | Mapping[str, TableSchema] = field(repr=False)
 
 
 @dataclass(frozen=True)

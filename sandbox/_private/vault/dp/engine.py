@@ -28,29 +28,39 @@ equals per-cell parallel composition. Per aggregate, with public bounds ``[lo, h
 ``ci95_low``/``ci95_high`` is an interval that holds the exact value with probability >= 95% by construction
 (:mod:`.intervals`), and ``ci95`` the symmetric half-width around ``value`` that contains it. Rows whose value or
 group key is missing are dropped; ``where`` filters apply after the household bound.
+
+Linked queries (joins on the privacy unit's key, derived columns): a household's rows in the join are the
+combinations of its rows in each joined table, at most the product of the tables' ``max_rows_per_unit``, and the
+engine keeps ``k = min(policy bound, that product)`` of them (the first in file order), so every sensitivity above
+holds with this ``k`` whether the added household appears on one side of the join or on both. A per-household count
+or sum is one value per household, bounded by the public bounds of its derived column (the schema's row limit of
+its table times the column's bounds, or the analyst's narrower clip), and adds no rows. The exact part (filter,
+join, bound, group, per-cell disclosure statistics) is SQL run by the tables' engine (:mod:`.aggregates`); the
+noise is added here, in the vault.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from sandbox._private.shared.errors import QueryError
 from sandbox._private.shared.modelspec import FitQuery, ModelSpec
+from sandbox._private.shared.plan import RelationSchema
 from sandbox._private.shared.policy import Policy
-from sandbox._private.shared.query import AggregateQuery, check_epsilon
+from sandbox._private.shared.query import AggregateQuery, Schemas, as_schemas, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .aggregates import Prepared, cell_keys, prepare, unit_stats
+from .aggregates import Catalog, CellStats, cell_keys, exact_cells
 from .answers import Answer, Checked, Cost, FittedAnswer
 from .fitting import fit_model, model_rows, predict_rows
 from .intervals import Interval, mean_interval, noise_interval, variance_interval
 from .mechanisms import Noise, dp_quantile, noisy_vector, quantile_grid_exponent
+from .modelframe import model_frame
 from .tabledata import TableData
 
-__all__ = ["Cost", "Checked", "Answer", "FittedAnswer", "DPEngine"]
+__all__ = ["Cost", "Checked", "Answer", "FittedAnswer", "DPEngine", "Catalog"]
 
 
 class DPEngine:
@@ -79,67 +89,89 @@ class DPEngine:
                 f"{schema.privacy_unit!r}; register it with privacy_unit 'household' and unit_column household_id."
             )
 
-    def check(self, item: AggregateQuery | FitQuery, schema: TableSchema) -> Checked:
-        """Validate ``item`` once against ``schema`` and the policy, for :meth:`answer` or :meth:`fit`."""
-        return Checked(item, self.cost(item, schema), schema)
+    def check(self, item: AggregateQuery | FitQuery, schemas: Schemas | Catalog) -> Checked:
+        """Validate ``item`` once against the schemas (one table's, or those a linked query reads) and the policy."""
+        return Checked(item, self.cost(item, schemas), _schemas(schemas, item.dataset))
 
-    def _unchecked(self, item: AggregateQuery | FitQuery | Checked, schema: TableSchema) -> Checked:
-        if isinstance(item, Checked) and item.schema == schema:
+    def _unchecked(self, item: AggregateQuery | FitQuery | Checked, schemas: Schemas) -> Checked:
+        if isinstance(item, Checked) and _same(item.schema, schemas, item.item.dataset):
             return item
-        return self.check(item.item if isinstance(item, Checked) else item, schema)
+        return self.check(item.item if isinstance(item, Checked) else item, schemas)
 
     def cost(
-        self, item: AggregateQuery | FitQuery | ModelSpec, schema: TableSchema, *, epsilon: float | None = None
+        self,
+        item: AggregateQuery | FitQuery | ModelSpec,
+        schema: Schemas | Catalog,
+        *,
+        epsilon: float | None = None,
     ) -> Cost:
-        """Validate ``item`` against ``schema`` and the policy and return its privacy cost; no data is touched.
+        """Validate ``item`` against the public schemas and the policy and return its privacy cost; no data is touched.
 
         Parameters
         ----------
         item : AggregateQuery, FitQuery or ModelSpec
             A ModelSpec needs ``epsilon``.
-        schema : TableSchema
-            Public schema of the queried table.
+        schema : TableSchema, mapping of name to TableSchema, or Catalog
+            Public schema of the queried table, or the schemas of every table a linked query reads.
 
         Raises
         ------
         QueryError
-            If the query or spec is not allowed (the message names the fix).
+            If the query or spec is not allowed (the message names the fix). A join with a table of another
+            population is refused here when a Catalog is given (the service always gives one).
         """
-        self._check_unit(schema)
+        if isinstance(schema, Catalog):
+            schema.check_population(item.relation.tables() if not isinstance(item, ModelSpec) else ())
         if isinstance(item, AggregateQuery):
-            item.check(schema, self.policy)
+            sch = _schemas(schema, item.dataset)
+            for name in item.tables():
+                if name in as_schemas(sch, item.dataset):
+                    self._check_unit(as_schemas(sch, item.dataset)[name])
+            item.check(sch, self.policy)
             return Cost(item.epsilon, item.delta)
         if isinstance(item, FitQuery):
-            return self.cost(item.spec, schema, epsilon=item.epsilon)
+            sch = _schemas(schema, item.dataset)
+            rs = item.resolve(sch)
+            self._check_unit(rs.schema)
+            return self._cost_spec(item.spec, rs.schema, item.epsilon)
         if isinstance(item, ModelSpec):
             if epsilon is None:
                 raise QueryError("Fitting a model needs epsilon; pass epsilon=... with the spec.")
-            eps = check_epsilon(epsilon, cap=self.policy.budget.epsilon_per_query_max)
-            item.check(schema, self.policy)
-            return Cost(eps, 0.0)
+            single = _schemas(schema, "")
+            table = single if isinstance(single, TableSchema) else next(iter(single.values()))
+            self._check_unit(table)
+            return self._cost_spec(item, table, epsilon)
         raise QueryError(f"Cannot cost a {type(item).__name__}; pass an AggregateQuery, FitQuery or ModelSpec.")
 
+    def _cost_spec(self, spec: ModelSpec, schema: TableSchema, epsilon: float) -> Cost:
+        eps = check_epsilon(epsilon, cap=self.policy.budget.epsilon_per_query_max)
+        spec.check(schema, self.policy)
+        return Cost(eps, 0.0)
+
     # -- aggregates ---------------------------------------------------------------------------------------------
-    def answer(self, query: AggregateQuery | Checked, table: TableData) -> Answer:
+    def answer(self, query: AggregateQuery | Checked, table: TableData | Catalog) -> Answer:
         """Compute the DP answer to ``query`` on ``table`` (see the module docstring for the mechanisms).
 
-        A :class:`Checked` query (from :meth:`check` on this table's schema) is not validated again.
+        ``table`` is the queried table, or the :class:`Catalog` of its population for a linked query. A
+        :class:`Checked` query (from :meth:`check` on the same schemas) is not validated again.
         """
-        checked = self._unchecked(query, table.schema)
+        item = query.item if isinstance(query, Checked) else query
+        catalog = table if isinstance(table, Catalog) else Catalog.of(table, item.dataset)
+        checked = self._unchecked(query, _schemas(catalog, item.dataset))
         if not isinstance(checked.item, AggregateQuery):
             raise QueryError(f"answer() takes an aggregate query, not a {type(checked.item).__name__}; use fit().")
         query = checked.item
-        k = self.rows_per_unit(table.schema)
-        prep = prepare(query, table, k)
-        values, scales, noises, sens, exact, ci = _ANSWERERS[query.kind](self, query, table, prep, k)
-        keys = cell_keys(query, table)
-        public = self._public(query, table, keys, values, scales, noises, sens, k, ci)
-        return Answer(public=public, private=self._private(query, keys, prep, k, exact))
+        rs = query.resolve(checked.schema)
+        k = self.rows_per_unit(rs.schema)
+        stats = exact_cells(query, rs, catalog, k)
+        values, scales, noises, sens, _, ci = _ANSWERERS[query.kind](self, query, rs.schema, stats, k)
+        keys = cell_keys(query, rs.schema)
+        public = self._public(query, keys, values, scales, noises, sens, k, ci)
+        return Answer(public=public, private=self._private(query, keys, stats, k))
 
     def _public(
         self,
         query: AggregateQuery,
-        table: TableData,
         keys: list[tuple[Any, ...]],
         values: np.ndarray,
         scales: np.ndarray | None,
@@ -177,16 +209,12 @@ class DPEngine:
             "error_note": _ERROR_NOTES[query.kind],
         }
 
-    def _private(
-        self, query: AggregateQuery, keys: list[tuple[Any, ...]], prep: Prepared, k: int, exact: dict[str, np.ndarray]
-    ) -> dict[str, Any]:
+    def _private(self, query: AggregateQuery, keys: list[tuple[Any, ...]], stats: CellStats, k: int) -> dict[str, Any]:
         magnitude = query.kind in ("sum", "mean", "variance")
-        p = prep if magnitude else replace(prep, values=None)
-        stats = unit_stats(p, k, rows=exact.get("rows"), total=exact.get("total") if magnitude else None)
         cells = []
         for i, key in enumerate(keys):
             cell: dict[str, Any] = {"key": list(key), "rows": int(stats.rows[i]), "units": int(stats.units[i])}
-            if stats.total is not None:
+            if magnitude:
                 assert stats.abs_total is not None and stats.top1 is not None and stats.top2 is not None
                 cell.update(
                     total=float(stats.total[i]),
@@ -198,56 +226,49 @@ class DPEngine:
         return {
             "format": "sandbox.answer-private/1",
             "cells": cells,
-            "rows_in": prep.rows_in,
-            "rows_truncated": prep.rows_truncated,
-            "rows_used": prep.rows_used,
+            "rows_in": stats.rows_in,
+            "rows_truncated": stats.rows_truncated,
+            "rows_used": stats.rows_used,
             "rows_per_unit": k,
         }
 
-    def _count(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        true = p.bincount().astype(np.float64)
+    def _count(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        true = st.rows.astype(np.float64)
         noisy, noise = noisy_vector(true, epsilon=q.epsilon, delta=q.delta, sensitivity=k, integer=True)
         ci = noise_interval(noisy, noise, count=True)
-        scale = np.full(p.n_cells, noise.scale)
-        return noisy, scale, [noise], {"count": float(k)}, {"rows": true.astype(np.int64)}, ci
+        return noisy, np.full(true.size, noise.scale), [noise], {"count": float(k)}, {}, ci
 
-    def _sum(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        assert q.column is not None and p.values is not None
-        lo, hi = t.schema.column(q.column).bounds
+    def _sum(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        assert q.column is not None
+        lo, hi = t.column(q.column).bounds
         sens = k * max(abs(lo), abs(hi))
-        true = p.bincount(p.values)
-        noisy, noise = noisy_vector(true, epsilon=q.epsilon, delta=q.delta, sensitivity=sens, integer=False)
+        noisy, noise = noisy_vector(st.total, epsilon=q.epsilon, delta=q.delta, sensitivity=sens, integer=False)
         ci = noise_interval(noisy, noise)
-        return noisy, np.full(p.n_cells, noise.scale), [noise], {"sum": sens}, {"total": true}, ci
+        return noisy, np.full(st.total.size, noise.scale), [noise], {"sum": sens}, {}, ci
 
-    def _mean(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        assert q.column is not None and p.values is not None
-        lo, hi = t.schema.column(q.column).bounds
+    def _mean(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        assert q.column is not None
+        lo, hi = t.column(q.column).bounds
         mid, r = (lo + hi) / 2, (hi - lo) / 2
         eps, dlt = q.epsilon / 2, q.delta / 2
-        cnt = p.bincount().astype(np.float64)
-        s = p.bincount(p.values - mid)
+        cnt = st.rows.astype(np.float64)
         n_cnt, c_noise = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=True)
-        n_sum, s_noise = noisy_vector(s, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
+        n_sum, s_noise = noisy_vector(st.centred, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
         n = np.maximum(n_cnt, 1.0)
         mean = np.clip(mid + n_sum / n, lo, hi)
         sd = np.sqrt(s_noise.std**2 + (mean - mid) ** 2 * c_noise.std**2) / n
         ci = mean_interval(n_cnt, n_sum, c_noise, s_noise, (lo, hi))
-        exact = {"rows": cnt.astype(np.int64), "total": s + mid * cnt}
-        return mean, sd, [c_noise, s_noise], {"count": float(k), "sum_centred": k * r}, exact, ci
+        return mean, sd, [c_noise, s_noise], {"count": float(k), "sum_centred": k * r}, {}, ci
 
-    def _variance(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        assert q.column is not None and p.values is not None
-        lo, hi = t.schema.column(q.column).bounds
-        mid, r = (lo + hi) / 2, (hi - lo) / 2
+    def _variance(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        assert q.column is not None
+        lo, hi = t.column(q.column).bounds
+        r = (hi - lo) / 2
         eps, dlt = q.epsilon / 3, q.delta / 3
-        y = p.values - mid
-        cnt = p.bincount().astype(np.float64)
-        s1 = p.bincount(y)
-        s2 = p.bincount(y * y - r * r / 2)
+        cnt = st.rows.astype(np.float64)
         n_cnt, c_n = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=True)
-        n_s1, s1_n = noisy_vector(s1, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
-        n_s2, s2_n = noisy_vector(s2, epsilon=eps, delta=dlt, sensitivity=k * r * r / 2, integer=False)
+        n_s1, s1_n = noisy_vector(st.centred, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
+        n_s2, s2_n = noisy_vector(st.squares, epsilon=eps, delta=dlt, sensitivity=k * r * r / 2, integer=False)
         n = np.maximum(n_cnt, 1.0)
         m1, m2 = n_s1 / n, r * r / 2 + n_s2 / n
         var = np.clip(m2 - m1 * m1, 0.0, r * r)
@@ -255,53 +276,63 @@ class DPEngine:
         sd = np.sqrt(s2_n.std**2 + (2 * m1 * s1_n.std) ** 2 + d_n**2) / n
         sens = {"count": float(k), "sum_centred": k * r, "sum_squares_centred": k * r * r / 2}
         ci = variance_interval(n_cnt, n_s1, n_s2, (c_n, s1_n, s2_n), r)
-        exact = {"rows": cnt.astype(np.int64), "total": s1 + mid * cnt}
-        return var, sd, [c_n, s1_n, s2_n], sens, exact, ci
+        return var, sd, [c_n, s1_n, s2_n], sens, {}, ci
 
-    def _quantile(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        assert q.column is not None and p.values is not None and q.q is not None
-        bounds = t.schema.column(q.column).bounds
-        order = np.argsort(p.cell, kind="stable")
-        ends = np.cumsum(p.bincount())
-        sorted_values = p.values[order]
-        out = np.empty(p.n_cells)
-        start = 0
-        for i, end in enumerate(ends):
-            out[i] = dp_quantile(sorted_values[start:end], q.q, epsilon=q.epsilon / k, bounds=bounds)
-            start = int(end)
+    def _quantile(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        assert q.column is not None and q.q is not None and st.values is not None
+        bounds = t.column(q.column).bounds
+        out = np.array([dp_quantile(v, q.q, epsilon=q.epsilon / k, bounds=bounds) for v in st.values])
         e = quantile_grid_exponent(bounds)
         grid = float(np.ldexp(1.0, e))
         noise = Noise(f"Exponential(grid=2^{e})", q.epsilon, 0.0, float(k), float("nan"), float("nan"), grid)
         return out, None, [noise], {"rank": float(k)}, {}, None
 
-    def _histogram(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
-        return self._count(q, t, p, k)
+    def _histogram(self, q: AggregateQuery, t: TableSchema, st: CellStats, k: int) -> _Result:
+        return self._count(q, t, st, k)
 
     # -- models -------------------------------------------------------------------------------------------------
-    def fit(self, spec: ModelSpec | Checked, table: TableData, epsilon: float | None = None) -> FittedAnswer:
+    def fit(self, spec: ModelSpec | Checked, table: TableData | Catalog, epsilon: float | None = None) -> FittedAnswer:
         """Fit ``spec`` on ``table`` with ``epsilon``-DP (diffprivlib.models; bounds from the schema only).
 
-        ``spec`` may be a :class:`Checked` fit query (from :meth:`check`); it then carries its epsilon and is not
-        validated again.
+        ``spec`` may be a :class:`Checked` fit query (from :meth:`check`); it then carries its epsilon and its
+        relation (joins and derived columns, read from ``table``, a :class:`Catalog`) and is not validated again.
 
         Raises
         ------
         QueryError
             If the spec is not allowed on this table or epsilon is invalid.
         """
+        catalog = table if isinstance(table, Catalog) else None
         if isinstance(spec, Checked):
-            checked = self._unchecked(spec, table.schema)
-            if not isinstance(checked.item, FitQuery):
+            fq = spec.item
+            if not isinstance(fq, FitQuery):
                 raise QueryError("fit() takes a model spec or a checked fit query; use answer() for aggregates.")
-            spec, eps = checked.item.spec, checked.cost.epsilon
+            catalog = catalog or Catalog.of(table, fq.dataset)  # type: ignore[arg-type]
+            checked = self._unchecked(spec, _schemas(catalog, fq.dataset))
+            assert isinstance(checked.item, FitQuery)
+            fq = checked.item
+            spec, eps, relation = fq.spec, checked.cost.epsilon, fq.relation
         else:
-            eps = self.cost(spec, table.schema, epsilon=epsilon).epsilon
-        model, public, n_used = fit_model(spec, table, eps)
-        private = {"n_rows": n_used, "n_rows_dropped_missing": table.n_rows - n_used}
+            base = table if isinstance(table, TableData) else next(iter(table.tables.values()))
+            eps = self.cost(spec, base.schema, epsilon=epsilon).epsilon
+            catalog = catalog or Catalog.of(base)
+            relation = FitQuery(base.schema.name, spec, eps).relation
+        frame = self.model_table(relation, catalog, [spec.target, *spec.features])
+        model, public, n_used = fit_model(spec, frame, eps)
+        if not relation.is_plain:
+            public["relation"] = FitQuery(relation.base, spec, eps, relation.joins, relation.derived).relation_dict()
+        private = {"n_rows": n_used, "n_rows_dropped_missing": frame.n_rows - n_used}
         return FittedAnswer(public=public, private=private, spec=spec, model=model)
 
+    def model_table(self, relation: Any, catalog: Catalog, columns: list[str]) -> TableData:
+        """Return the rows of ``relation`` with ``columns`` in memory (the base table itself when there is no join)."""
+        return model_frame(relation, catalog, columns)
+
     def model_rows(self, fitted: FittedAnswer, table: TableData) -> np.ndarray:
-        """Boolean mask of the table rows :meth:`predict_in_vault` covers (target and features present)."""
+        """Boolean mask of the table rows :meth:`predict_in_vault` covers (target and features present).
+
+        For a model fitted on a linked relation, ``table`` is its model table (:meth:`model_table`).
+        """
         return model_rows(_spec_of(fitted), table)
 
     def predict_in_vault(
@@ -315,9 +346,10 @@ class DPEngine:
         return predict_rows(fitted.public, _spec_of(fitted), table, fitted.model)
 
 
-# noisy values, noise scale per cell, noises, sensitivities, exact per-cell facts reused by the private part,
-# and the 95% interval per cell (None for the quantile)
+# noisy values, noise scale per cell, noises, sensitivities, exact per-cell facts (unused: the private part comes
+# from the cell statistics), and the 95% interval per cell (None for the quantile)
 _Result = tuple[np.ndarray, np.ndarray | None, list[Noise], dict[str, float], dict[str, np.ndarray], Interval | None]
+_ = RelationSchema  # the type the engine resolves every query to
 
 _ANSWERERS = {
     "count": DPEngine._count,
@@ -347,6 +379,17 @@ _ERROR_NOTES = {
     "quantile": "Exponential mechanism on a public grid: no closed-form noise scale or interval; the error depends "
     "on the spread of the data.",
 }
+
+
+def _schemas(schemas: Schemas | Catalog, dataset: str) -> Schemas:
+    """Return the public schemas to check against: a catalog's schemas, or what was given."""
+    if isinstance(schemas, Catalog):
+        return schemas.schemas()
+    return schemas
+
+
+def _same(a: Schemas, b: Schemas, dataset: str) -> bool:
+    return dict(as_schemas(a, dataset)) == dict(as_schemas(b, dataset))
 
 
 def _spec_of(fitted: FittedAnswer) -> ModelSpec:

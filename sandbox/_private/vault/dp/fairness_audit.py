@@ -381,7 +381,7 @@ def audit_model(
     """
     job = prepare_audit(service, model_id, protected, epsilon)
     engine = service.engine
-    table = service._table(job.dataset)  # loaded before the ledger lock: slow the first time
+    table = service.model_table(job.dataset, job.public, job.attributes)  # the rows the model was fitted on
     outcome = service.ledger.charge(
         job.dataset,
         kind="audit",

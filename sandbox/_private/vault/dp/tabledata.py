@@ -1,234 +1,261 @@
-"""The in-memory form of a protected table inside the vault.
+"""A protected table inside the vault: a registered file read in place by an SQL engine, checked against its schema.
 
-:class:`TableData` holds one registered table as read-only numpy arrays, laid out for fast DP aggregation:
+:class:`TableData` names where the rows are (a Parquet or CSV file, or an in-memory frame in tests), which engine
+reads them (``duckdb`` by default, or ``spark``) and the public schema they were checked against. It does not hold
+the rows: the DP engine compiles each query to SQL (:mod:`.sql.compile`) that the engine runs on the file, so a
+table larger than memory is answered without being loaded whole.
 
-- rows are sorted (stably) by the privacy unit, so the rows of one household are contiguous;
-- ``unit_index`` numbers the units 0..n_units-1 in that order, and ``rank`` is a row's position within its unit
-  in the source file's order. Bounding a household's contribution to ``k`` rows is then the mask ``rank < k``:
-  deterministic, and independent of every other household (so adding or removing one household changes only its
-  own rows);
-- category and bool columns are ``int16`` codes in schema order (bool: 0 = False, 1 = True), ``-1`` = missing;
-- int and float columns are ``float64`` with NaN = missing.
+Checking (:meth:`TableData.load`, :meth:`TableData.from_frame`) refuses data that breaks the schema, with counts,
+never row values (see :mod:`.sql.checks`). The profile (rows, units, whether each unit's rows are contiguous)
+guides the choice of plan and never changes a result.
 
-The data is validated against the public schema while it is converted (unknown categories, values outside the
-public bounds, missing values in non-nullable columns, missing or extra columns). Error messages give counts, never
-row values: they may reach an operator's terminal. Loading is the expensive step; callers cache the result.
+For model fitting and the in-vault fairness audit, which need a design matrix in memory, ``codes`` and ``values``
+give whole columns as numpy arrays on demand, in the order of the unit key and then the file
+(category and bool columns as ``int16`` codes in schema order, ``-1`` = missing; numbers as ``float64``, NaN =
+missing). :meth:`TableData.from_arrays` builds such a table from columns already computed (a model's relation).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import polars as pl
+import pyarrow as pa
 
-from sandbox._private.shared.errors import InternalError, SchemaError
-from sandbox._private.shared.schema import Column, TableSchema
+from sandbox._private.shared.errors import SchemaError
+from sandbox._private.shared.schema import TableSchema
 
-__all__ = ["TableData"]
+from .sql.checks import (
+    Profile,
+    check_columns,
+    check_units,
+    part_units_sql,
+    profile_sql,
+    raise_problems,
+    split_sql,
+    validate_sql,
+)
+from .sql.runner import ENGINES, Runner, runner_for, typed_exprs
+
+__all__ = ["TableData", "Profile"]
+
+_KEYS = itertools.count()
 
 
-def _read(path: Path) -> pl.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pl.read_parquet(path)
-        if suffix == ".csv":
-            return pl.read_csv(path, infer_schema_length=100_000)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise SchemaError(f"Cannot read {str(path)!r}: {type(exc).__name__}. Check that the file is intact.") from None
-    raise SchemaError(f"{str(path)!r} is neither .parquet nor .csv; register Parquet or CSV files.")
-
-
-def _as_polars(frame: Any) -> pl.DataFrame:
-    if isinstance(frame, pl.DataFrame):
+def _as_arrow(frame: Any) -> pa.Table:
+    if isinstance(frame, pa.Table):
         return frame
+    to_arrow = getattr(frame, "to_arrow", None)  # polars
+    if callable(to_arrow) and type(frame).__module__.startswith("polars"):
+        return to_arrow()
     try:
-        return pl.from_pandas(frame)
-    except (TypeError, ValueError) as exc:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (TypeError, ValueError, pa.ArrowException) as exc:
         raise SchemaError(f"Expected a polars or pandas DataFrame, got {type(frame).__name__}: {exc}") from None
 
 
-def _check_nulls(s: pl.Series, col: Column, table: str) -> None:
-    n_null = s.null_count()
-    if n_null and not col.nullable:
-        raise SchemaError(
-            f"Table {table!r}, column {col.name!r}: {n_null} missing values, but the schema says it is not "
-            "nullable; fill them or mark the column nullable in the schema."
-        )
+class _Columns(Mapping[str, np.ndarray]):
+    """Whole columns of a table, fetched from the engine on first use and kept read-only."""
+
+    def __init__(self, table: TableData, names: tuple[str, ...]) -> None:
+        self._table, self._names = table, names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        return self._table._column(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
-def _category_codes(s: pl.Series, col: Column, table: str) -> np.ndarray:
-    text = s.cast(pl.String, strict=False)
-    unknown = int((text.is_not_null() & ~text.is_in(list(col.categories))).sum())
-    if unknown:
-        raise SchemaError(
-            f"Table {table!r}, column {col.name!r}: {unknown} values are not among the schema's "
-            f"{len(col.categories)} categories; fix the data or list every category in the schema."
-        )
-    codes = text.cast(pl.Enum(list(col.categories))).to_physical().cast(pl.Int16).fill_null(-1)
-    return codes.to_numpy()
-
-
-def _bool_codes(s: pl.Series, col: Column, table: str) -> np.ndarray:
-    if s.dtype != pl.Boolean:
-        try:
-            as_int = s.cast(pl.Int64, strict=True)
-        except pl.exceptions.PolarsError:
-            raise SchemaError(f"Table {table!r}, column {col.name!r} is bool in the schema but not 0/1 data.") from None
-        bad = int((as_int.is_not_null() & ~as_int.is_in([0, 1])).sum())
-        if bad:
-            raise SchemaError(f"Table {table!r}, column {col.name!r}: {bad} values are not 0/1 or true/false.")
-        s = as_int.cast(pl.Boolean)
-    return s.cast(pl.Int16).fill_null(-1).to_numpy()
-
-
-def _numeric_values(s: pl.Series, col: Column, table: str) -> np.ndarray:
-    try:
-        f = s.cast(pl.Float64, strict=True)
-    except pl.exceptions.PolarsError:
-        raise SchemaError(
-            f"Table {table!r}, column {col.name!r} is {col.kind} in the schema but not numeric."
-        ) from None
-    arr = f.to_numpy()
-    if arr.dtype != np.float64:
-        arr = arr.astype(np.float64)
-    lo, hi = col.bounds
-    finite = arr[~np.isnan(arr)]
-    outside = int(np.count_nonzero((finite < lo) | (finite > hi)))
-    if outside:
-        raise SchemaError(
-            f"Table {table!r}, column {col.name!r}: {outside} values lie outside the public bounds "
-            f"[{lo:g}, {hi:g}]; widen the bounds in the schema (public, chosen without looking at the rows) "
-            "or clip the data before registering."
-        )
-    if col.kind == "int" and finite.size and not np.all(finite == np.round(finite)):
-        raise SchemaError(f"Table {table!r}, column {col.name!r} is int in the schema but has fractional values.")
-    return arr
-
-
-def _unit_layout(unit: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, int]:
-    """Return (sort order or None, unit_index, rank, n_units) for the raw unit ids."""
-    order = None
-    if unit.size > 1 and not bool(np.all(unit[1:] >= unit[:-1])):
-        order = np.argsort(unit, kind="stable")
-        unit = unit[order]
-    n = unit.size
-    boundary = np.empty(n, dtype=bool)
-    if n:
-        boundary[0] = True
-        np.not_equal(unit[1:], unit[:-1], out=boundary[1:])
-    starts = np.flatnonzero(boundary)
-    dtype = np.int32 if starts.size < 2**31 - 1 else np.int64
-    unit_index = (np.cumsum(boundary, dtype=np.int64) - 1).astype(dtype)
-    rank = (np.arange(n, dtype=np.int64) - starts[unit_index]).astype(np.int32)
-    return order, unit_index, rank, int(starts.size)
-
-
-def _freeze(arr: np.ndarray) -> np.ndarray:
-    arr.setflags(write=False)
-    return arr
-
-
-@dataclass(frozen=True)
 class TableData:
-    """A protected table held by the vault, validated against its public schema.
+    """A protected table: where its rows are, which engine reads them, and its public schema.
+
+    Use :meth:`load` (a registered file), :meth:`from_frame` (tests) or :meth:`from_arrays` (computed columns).
 
     Attributes
     ----------
     schema : TableSchema
         The public schema.
-    n_rows, n_units : int
-        Rows and distinct privacy units.
-    unit_index : ndarray of int32
-        Unit number of each row (0..n_units-1, non-decreasing).
-    rank : ndarray of int32
-        Position of each row within its unit, in source order.
-    codes : mapping of str to ndarray of int16
-        Category and bool columns as codes in schema order; -1 = missing.
-    values : mapping of str to ndarray of float64
-        Int and float columns; NaN = missing.
+    path : Path or None
+        The registered file (None for an in-memory frame).
+    engine : str
+        ``duckdb`` or ``spark``.
     """
 
-    schema: TableSchema
-    n_rows: int
-    n_units: int
-    unit_index: np.ndarray
-    rank: np.ndarray
-    codes: Mapping[str, np.ndarray]
-    values: Mapping[str, np.ndarray]
-    _later_rows: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    def __init__(
+        self,
+        schema: TableSchema,
+        *,
+        path: Path | None = None,
+        frame: pa.Table | None = None,
+        engine: str = "duckdb",
+        arrays: Mapping[str, np.ndarray] | None = None,
+        n_rows: int | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise SchemaError(f"Unknown engine {engine!r}; register the dataset with engine 'duckdb' or 'spark'.")
+        self.schema = schema
+        self.path = path
+        self.engine = engine
+        self._frame = frame
+        self._arrays: dict[str, np.ndarray] = dict(arrays or {})
+        self._fixed = arrays is not None
+        self._n_rows = n_rows
+        self._profile: Profile | None = None
+        self._lock = threading.Lock()
+        self.key = f"t{next(_KEYS)}"
 
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else ("arrays" if self._fixed else "frame")
+        return f"TableData({self.schema.name!r}, {where}, engine={self.engine!r})"
+
+    # -- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, schema: TableSchema) -> TableData:
-        """Read a registered Parquet or CSV file and validate it against ``schema``.
+    def load(cls, path: str | Path, schema: TableSchema, *, engine: str = "duckdb", validate: bool = True) -> TableData:
+        """Open a registered Parquet or CSV file; with ``validate``, check every row against ``schema``.
 
         Raises
         ------
         SchemaError
             If the file cannot be read or does not match the schema (the message gives counts, not values).
         """
-        return cls.from_frame(_read(Path(path)), schema)
+        p = Path(path)
+        if p.suffix.lower() not in (".parquet", ".csv"):
+            raise SchemaError(f"{str(p)!r} is neither .parquet nor .csv; register Parquet or CSV files.")
+        if not p.is_file():
+            raise SchemaError(f"Cannot read {str(p)!r}: no such file. Check the path.")
+        table = cls(schema, path=p.resolve(), engine=engine)
+        if validate:
+            table.validate()
+        return table
 
     @classmethod
     def from_frame(cls, frame: Any, schema: TableSchema) -> TableData:
-        """Build from a polars or pandas DataFrame (tests, and files already read)."""
-        df = _as_polars(frame)
-        missing = [n for n in schema.names if n not in df.columns]
-        if missing:
-            raise SchemaError(f"Table {schema.name!r}: the data lacks schema columns {missing}; add them.")
-        extra = [n for n in df.columns if n not in schema]
-        if extra:
-            raise SchemaError(f"Table {schema.name!r}: the data has columns {extra} that the schema does not list.")
-        unit_series = df.get_column(schema.unit_column)
-        _check_nulls(unit_series, schema.column(schema.unit_column), schema.name)
-        order, unit_index, rank, n_units = _unit_layout(unit_series.cast(pl.Int64).to_numpy())
-        codes: dict[str, np.ndarray] = {}
-        values: dict[str, np.ndarray] = {}
-        for col in schema.columns:
-            if col.kind == "id":
-                continue
-            s = df.get_column(col.name)
-            _check_nulls(s, col, schema.name)
-            if col.kind == "category":
-                arr = _category_codes(s, col, schema.name)
-            elif col.kind == "bool":
-                arr = _bool_codes(s, col, schema.name)
-            else:
-                arr = _numeric_values(s, col, schema.name)
-            target = codes if col.kind in ("category", "bool") else values
-            target[col.name] = _freeze(arr[order] if order is not None else np.ascontiguousarray(arr))
-        return cls(
-            schema=schema,
-            n_rows=int(unit_index.size),
-            n_units=n_units,
-            unit_index=_freeze(unit_index),
-            rank=_freeze(rank),
-            codes=MappingProxyType(codes),
-            values=MappingProxyType(values),
+        """Build from a polars or pandas DataFrame (tests, and files already read), checked against ``schema``."""
+        table = cls(schema, frame=_as_arrow(frame))
+        table.validate()
+        return table
+
+    @classmethod
+    def from_arrays(cls, schema: TableSchema, arrays: Mapping[str, np.ndarray], n_rows: int) -> TableData:
+        """Return a table of computed columns (codes / float64 as in ``codes`` and ``values``): no rows to read."""
+        return cls(schema, arrays={k: _freeze(np.asarray(v)) for k, v in arrays.items()}, n_rows=n_rows)
+
+    # -- the engine's view -------------------------------------------------------------------------------------
+    @property
+    def runner(self) -> Runner:
+        return runner_for(self.engine)
+
+    def source(self) -> str:
+        """Return the SQL name of the typed view of this table in its engine (registered on first use)."""
+        if self._fixed:
+            raise SchemaError(f"{self!r} holds computed columns only; it cannot be queried.")
+        return self.runner.source(self.key, self.schema, self.path, self._frame)
+
+    def validate(self) -> None:
+        """Check every row against the schema and measure the profile; SchemaError names the problem."""
+        runner = self.runner
+        raw_cols = runner.columns(self.key, self.path, self._frame)
+        check_columns(self.schema, raw_cols)
+        source = self.source()
+        raw = getattr(runner, "raw_source", None)
+        raw_from = raw(self.key, self.path, self._frame) if raw is not None else source
+        typed = typed_exprs(runner.dialect, self.schema, raw_cols)
+        sql, names = validate_sql(runner.dialect, self.schema, raw_from, typed)
+        (row,) = runner.rows(sql)
+        n_rows = raise_problems(self.schema, names, row)
+        self._n_rows = n_rows
+        self._profile = self._measure(source, n_rows)
+
+    def _measure(self, source: str, n_rows: int) -> Profile:
+        runner = self.runner
+        d = runner.dialect
+        ((n_units, max_rows, over),) = runner.rows(profile_sql(d, self.schema, source))
+        check_units(self.schema, int(n_units), int(max_rows), int(over or 0))
+        contiguous: bool | None = None
+        parts: tuple[tuple[int, int, int, int], ...] = ()
+        if d.streaming_lag:
+            n_parts = _n_parts(n_rows) if int(max_rows) > 1 else 1
+            targets = [n_rows * j // n_parts for j in range(1, n_parts)]
+            (row,) = runner.rows(split_sql(d, self.schema, source, targets))
+            contiguous = int(row[0]) == int(n_units)
+            if contiguous and n_parts > 1:
+                starts = sorted({0, *(int(b) for b in row[1:] if b is not None)})
+                units = runner.rows(part_units_sql(d, self.schema, source, starts))
+                ends = [*starts[1:], n_rows]
+                parts = tuple(
+                    (lo, hi, int(umin), int(umax))
+                    for (lo, hi), (_, umin, umax) in zip(zip(starts, ends, strict=True), units, strict=True)
+                )
+        return Profile(n_rows, int(n_units), int(max_rows), contiguous, parts)
+
+    @property
+    def profile(self) -> Profile:
+        """Rows, units, the most rows of one unit, contiguity (measured once)."""
+        with self._lock:
+            if self._profile is None:
+                if self._fixed:
+                    self._profile = Profile(int(self._n_rows or 0), int(self._n_rows or 0), 1, True)
+                else:
+                    source = self.source()
+                    ((n,),) = self.runner.rows(f"SELECT count(*) FROM {source}")
+                    self._profile = self._measure(source, int(n))
+            return self._profile
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the table."""
+        if self._n_rows is None:
+            self._n_rows = self.profile.n_rows
+        return int(self._n_rows)
+
+    @property
+    def n_units(self) -> int:
+        """Distinct privacy units."""
+        return self.profile.n_units
+
+    # -- whole columns, for models and audits -----------------------------------------------------------------
+    @property
+    def codes(self) -> Mapping[str, np.ndarray]:
+        """Category and bool columns as ``int16`` codes in schema order; ``-1`` = missing."""
+        return _Columns(self, tuple(c.name for c in self.schema.columns if c.kind in ("category", "bool")))
+
+    @property
+    def values(self) -> Mapping[str, np.ndarray]:
+        """Int and float columns as ``float64``; NaN = missing."""
+        return _Columns(self, tuple(c.name for c in self.schema.columns if c.kind in ("int", "float")))
+
+    def _column(self, name: str) -> np.ndarray:
+        with self._lock:
+            if name in self._arrays:
+                return self._arrays[name]
+        if self._fixed:
+            raise KeyError(name)
+        from .sql.compile import compile_frame, single_relation
+
+        sql = compile_frame(
+            single_relation(self.schema), [name], {self.schema.name: self.source()}, self.runner.dialect
         )
-
-    def rows_with_rank_at_least(self, s: int) -> np.ndarray:
-        """Return the indices of the rows whose rank within their household is >= ``s`` (cached; ``s >= 1``).
-
-        Row ``i`` in this set has its household's row of rank ``rank[i] - s`` at index ``i - s``.
-        """
-        if s < 1:
-            raise InternalError(f"rows_with_rank_at_least needs s >= 1, got {s}.")
-        if s not in self._later_rows:
-            if s == 1:
-                rows = np.flatnonzero(self.rank >= 1)
-            else:
-                prev = self.rows_with_rank_at_least(s - 1)
-                rows = prev[self.rank[prev] >= s]
-            dtype = np.int32 if self.n_rows < 2**31 else np.int64
-            self._later_rows[s] = _freeze(rows.astype(dtype, copy=False))
-        return self._later_rows[s]
+        col = self.runner.arrow(sql).column(0)
+        kind = self.schema.column(name).kind
+        if kind in ("category", "bool"):
+            arr = np.asarray(col.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int16)
+        else:
+            arr = np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        with self._lock:
+            self._arrays[name] = _freeze(arr.copy())
+            return self._arrays[name]
 
     def numeric(self, name: str) -> np.ndarray:
         """Float64 values of a numeric or bool column (bool as 0.0/1.0), NaN = missing."""
@@ -249,19 +276,29 @@ class TableData:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the arrays."""
-        arrays = [self.unit_index, self.rank, *self.codes.values(), *self.values.values()]
-        return int(sum(a.nbytes for a in arrays))
+        """Memory this handle holds: columns fetched for models, and an in-memory frame (not the engine's cache)."""
+        held = sum(int(a.nbytes) for a in self._arrays.values())
+        return held + (int(self._frame.nbytes) if self._frame is not None else 0)
 
     def fingerprint(self) -> str:
-        """sha256 over the arrays: changes whenever the loaded content changes (used in tests and caches)."""
+        """sha256 over every non-id column in unit-then-file order: equal for equal content (tests)."""
         h = hashlib.sha256(self.schema.sha256.encode())
-        for a in (self.unit_index, self.rank):
-            h.update(a.tobytes())
-        for name in sorted(self.codes):
-            h.update(name.encode())
-            h.update(self.codes[name].tobytes())
-        for name in sorted(self.values):
-            h.update(name.encode())
-            h.update(self.values[name].tobytes())
+        for c in self.schema.columns:
+            if c.kind == "id":
+                continue
+            h.update(c.name.encode())
+            h.update((self.codes if c.kind in ("category", "bool") else self.values)[c.name].tobytes())
         return h.hexdigest()
+
+
+#: Rows per part of a contiguous many-row table, at the least, and the most parts (answered in parallel).
+PART_ROWS = 1_000_000
+
+
+def _n_parts(n_rows: int) -> int:
+    return max(1, min(n_rows // PART_ROWS, 2 * (os.cpu_count() or 1), 16))
+
+
+def _freeze(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    return arr

@@ -13,11 +13,27 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from sandbox._private.shared.wire import NAME_PATTERN, RESULT_ID_PATTERN, RUN_ID_PATTERN
 
-__all__ = ["AggregateRequest", "FitRequest", "SpecBody", "RUN_ID_PATTERN", "NAME_PATTERN", "RESULT_ID_PATTERN"]
+__all__ = [
+    "AggregateRequest",
+    "FitRequest",
+    "SpecBody",
+    "JoinBody",
+    "RUN_ID_PATTERN",
+    "NAME_PATTERN",
+    "RESULT_ID_PATTERN",
+]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JoinBody(_Body):
+    """Join a table of the same population on the privacy unit's key (``on`` may only name that key)."""
+
+    table: str = Field(pattern=NAME_PATTERN)
+    on: str | None = Field(None, pattern=NAME_PATTERN)
+    rsuffix: str | None = Field(None, pattern=r"^[a-z0-9_]{1,32}$")
 
 
 class AggregateRequest(_Body):
@@ -31,10 +47,13 @@ class AggregateRequest(_Body):
     delta: float = Field(0.0, ge=0, lt=1, allow_inf_nan=False)
     q: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False)
     bins: int | None = Field(None, ge=1, le=1000)
-    where: dict[str, list[str | bool]] | None = None
+    # value lists {column: [values]}, or a condition {"op": ...} (sandbox._private.shared.expr, size-bounded there)
+    where: dict[str, JsonValue] | None = None
+    join: list[JoinBody] | None = Field(None, max_length=4)
+    derive: list[dict[str, JsonValue]] | None = Field(None, max_length=32)
 
     def to_query_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="python")
+        return self.model_dump(mode="python", exclude_none=False)
 
 
 class SpecBody(_Body):
@@ -53,6 +72,9 @@ class FitRequest(_Body):
     dataset: str = Field(pattern=NAME_PATTERN)
     spec: SpecBody
     epsilon: float = Field(gt=0, allow_inf_nan=False)
+    join: list[JoinBody] | None = Field(None, max_length=4)
+    derive: list[dict[str, JsonValue]] | None = Field(None, max_length=32)
 
     def to_fit_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="python")
+        out = self.model_dump(mode="python")
+        return {k: v for k, v in out.items() if v is not None or k not in ("join", "derive")}

@@ -51,6 +51,7 @@ class Charge:
     epsilon: float
     delta: float
     item: Any
+    records: Mapping[str, DatasetRecord]  # every table the computation reads, the base table's too
 
     @property
     def ledger_kind(self) -> str:
@@ -75,23 +76,25 @@ class ComputeService:
 
     # -- checking (in a thread: reads the ledger) ----------------------------------------------------------------
     def _check_query(self, body: Mapping[str, Any]) -> Charge:
-        checked, record, schema = self.vault._prepare_query(body)
+        checked, record, records, schemas = self.vault._prepare_query(body)
         query = checked.item
         assert isinstance(query, AggregateQuery)
         c = checked.cost
-        key = query.canonical_key(schema)
-        return Charge("aggregate", record, key, query.to_dict(), float(c.epsilon), float(c.delta), checked)
+        key = query.canonical_key(schemas, {n: r.version for n, r in records.items()})
+        return Charge("aggregate", record, key, query.to_dict(), float(c.epsilon), float(c.delta), checked, records)
 
     def _check_fit(self, body: Mapping[str, Any]) -> Charge:
-        checked, fq, record = self.vault._prepare_fit(body)
-        return Charge("fit", record, fq.canonical_key(), fq.to_dict(), fq.epsilon, fq.delta, checked)
+        checked, fq, record, records = self.vault._prepare_fit(body)
+        key = fq.canonical_key({n: r.version for n, r in records.items()})
+        return Charge("fit", record, key, fq.to_dict(), fq.epsilon, fq.delta, checked, records)
 
     def _check_audit(self, model_id: str, protected: Sequence[str] | None, epsilon: float | None) -> Charge:
         from ..dp.fairness_audit import prepare_audit
 
         job = prepare_audit(self.vault, model_id, protected, epsilon)
         key = canonical_json({"kind": "audit", **job.query})
-        return Charge("audit", job.dataset, key, job.query, job.epsilon, 0.0, job)
+        records = {job.dataset.name: job.dataset, **self.vault.model_records(job.dataset, job.public)}
+        return Charge("audit", job.dataset, key, job.query, job.epsilon, 0.0, job, records)
 
     # -- the three requests ----------------------------------------------------------------------------------------
     async def query(
@@ -159,7 +162,9 @@ class ComputeService:
     async def _compute(self, job: Job, slot: Slot, charge: Charge, reservation: Reservation) -> None:
         ledger = self.vault.ledger
         try:
-            answer = await self.pool.run(slot, job.id, charge.kind, charge.dataset, charge.item, on_start=job.start)
+            answer = await self.pool.run(
+                slot, job.id, charge.kind, charge.dataset, charge.item, records=charge.records, on_start=job.start
+            )
         except BaseException as exc:  # also a bug in the pool: the reservation is failed and the job ends
             cancelled = isinstance(exc, asyncio.CancelledError) or is_cancelled(exc)
             reason = "cancelled" if cancelled else f"{type(exc).__name__}: {exc}"

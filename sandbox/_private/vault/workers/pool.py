@@ -30,11 +30,10 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -146,15 +145,12 @@ class WorkerPool:
     ----------
     policy : Policy
         ``policy.workers`` sizes the lanes and limits the jobs; the workers get the policy for the engine.
-    cache_root : Path
-        The shared-table folder (:mod:`.tables`).
     """
 
-    def __init__(self, policy: Policy, cache_root: Path) -> None:
+    def __init__(self, policy: Policy) -> None:
         rules = policy.workers
         cores = os.cpu_count() or 1
         self.policy = policy
-        self.cache_root = cache_root
         self.max_running = rules.max_running_per_analyst
         self.max_waiting = rules.max_waiting_per_analyst
         self._lanes = {
@@ -223,7 +219,7 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self.policy, str(self.cache_root), lane.nice),
+            args=(child, self.policy, lane.nice),
             name=f"sandbox-vault-{lane.name}-worker",
             daemon=True,
         )
@@ -302,6 +298,7 @@ class WorkerPool:
         dataset: Any,
         item: Any,
         *,
+        records: Mapping[str, Any] | None = None,
         on_start: Callable[[], None] | None = None,
     ) -> ComputedAnswer:
         """Compute one job in the slot's lane; cancelling the awaiting task stops the job (its worker is killed).
@@ -317,10 +314,12 @@ class WorkerPool:
         """
         assert self._loop is not None, "start() the pool first"
         lane = self._lanes[slot.lane]
-        key = (dataset.name, dataset.version)
+        tables = dict(records or {dataset.name: dataset})
+        keys = {(r.name, r.version) for r in (dataset, *tables.values())}
         if isinstance(item, Checked):  # the query and its cost, not the schema object: the worker has the schema
             item = (item.item, item.cost)
-        task = Task(kind, dataset, item, key not in self._verified, lane.cpu_seconds)  # type: ignore[arg-type]
+        verify = not keys <= self._verified
+        task = Task(kind, dataset, item, verify, lane.cpu_seconds, tables)  # type: ignore[arg-type]
         future: asyncio.Future[ComputedAnswer] = self._loop.create_future()
         future.add_done_callback(_retrieve)  # an answer nobody awaits any more (cancelled) is not an error
         pending = _Pending(slot, job_id, task, lane.wall_seconds, future, on_start=on_start)
@@ -333,7 +332,7 @@ class WorkerPool:
             raise
         finally:
             slot.release()
-        self._verified.add(key)
+        self._verified |= keys
         return answer
 
     def cancel_job(self, job_id: str) -> bool:

@@ -1,4 +1,4 @@
-"""One worker process: receives a computation, runs it on a shared table, sends the answer back.
+"""One worker process: receives a computation, runs it on the registered tables read in place, sends the answer back.
 
 The vault's pool (:mod:`.pool`) starts these from a fork server that has imported the engine already, so a new worker
 is ready in milliseconds. A worker does one job at a time, under a CPU-time limit set with ``RLIMIT_CPU`` just
@@ -18,9 +18,9 @@ import resource
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Literal
 
 from sandbox._private.shared.errors import SandboxError
@@ -28,7 +28,7 @@ from sandbox._private.shared.policy import Policy
 
 from ..dp.engine import DPEngine
 from ..ledger.ledger import ComputedAnswer, DatasetRecord
-from .tables import SharedTables
+from ..tables import OpenTables
 
 __all__ = ["Task", "worker_main", "run_task"]
 
@@ -45,14 +45,16 @@ class Task:
     kind : {"aggregate", "fit", "audit"}
         What to compute.
     dataset : DatasetRecord
-        The dataset version whose rows it reads.
+        The dataset version it is charged to (the base table).
     item : object
         The checked query or fit (sent without its schema: the worker has the record's), or an
         :class:`~..dp.fairness_audit.AuditJob`.
     verify : bool
-        Rehash the registered file before using the shared table (once per vault start).
+        Rehash the registered files before reading them (once per vault start).
     cpu_seconds : float
         CPU time the job may use.
+    records : Mapping of str to DatasetRecord
+        Every table the computation reads, by name (the base table's too; a join or a model's relation reads more).
     """
 
     kind: TaskKind
@@ -60,25 +62,29 @@ class Task:
     item: Any
     verify: bool
     cpu_seconds: float
+    records: Mapping[str, DatasetRecord]
 
 
-def run_task(task: Task, engine: DPEngine, tables: SharedTables) -> ComputedAnswer:
+def run_task(task: Task, engine: DPEngine, tables: OpenTables) -> ComputedAnswer:
     """Compute ``task`` (in this process); the same code the in-process service runs."""
     from ..dp.answers import Checked
     from ..service import _mechanism
 
-    table = tables.get(task.dataset, verify=task.verify)
     if task.kind in ("aggregate", "fit"):
         item, cost = task.item
-        checked = Checked(item, cost, table.schema)  # checked in the vault process, against this very schema
+        catalog = tables.catalog(task.records, load=True, verify=task.verify)
+        checked = Checked(item, cost, catalog.schemas())  # checked in the vault process, against these schemas
         if task.kind == "aggregate":
-            ans = engine.answer(checked, table)
+            ans = engine.answer(checked, catalog)
             return ComputedAnswer(ans.public, ans.private, _mechanism(ans, item.kind))
-        fitted = engine.fit(checked, table)
+        fitted = engine.fit(checked, catalog)
         return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, item.spec.diffprivlib_class))
     from ..dp.fairness_audit import compute_audit
 
-    return compute_audit(task.item, table, engine)
+    job = task.item
+    others = {n: r for n, r in task.records.items() if n != task.dataset.name}
+    table = tables.model_table(engine, task.dataset, job.public, job.attributes, others, verify=task.verify)
+    return compute_audit(job, table, engine)
 
 
 def _die_with_parent() -> None:
@@ -101,7 +107,7 @@ def _limit_cpu(seconds: float | None) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def worker_main(conn: Connection, policy: Policy, cache_root: str, nice: int) -> None:
+def worker_main(conn: Connection, policy: Policy, nice: int) -> None:
     """Serve jobs from ``conn`` until the pipe closes (the entry point of a worker process)."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the vault handles Ctrl-C and SIGTERM; it stops its workers
@@ -118,7 +124,7 @@ def worker_main(conn: Connection, policy: Policy, cache_root: str, nice: int) ->
     except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
         pass
     engine = DPEngine(policy)
-    tables = SharedTables(Path(cache_root))
+    tables = OpenTables()
     conn.send(("ready", os.getpid()))
     while True:
         try:
