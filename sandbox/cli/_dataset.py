@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._vault import _workspace
+from ._vault import _existing_workspace, _workspace
 
 _policy = click.option("--policy", type=click.Path(dir_okay=False), help="Policy YAML that sets the budget.")
 _ledger = click.option("--ledger-url", envvar="SANDBOX_LEDGER_URL", help="postgresql://... (default: the vault's).")
@@ -44,7 +44,7 @@ def add_population(directory: str, workspace: str, policy: str | None, ledger_ur
 
 
 @dataset.command("list")
-@_workspace
+@_existing_workspace
 @_ledger
 def list_cmd(workspace: str, ledger_url: str | None) -> None:
     """List registered datasets (latest version of each)."""
@@ -56,7 +56,7 @@ def list_cmd(workspace: str, ledger_url: str | None) -> None:
 
 @click.command("budget")
 @click.argument("name")
-@_workspace
+@_existing_workspace
 @_ledger
 def budget(name: str, workspace: str, ledger_url: str | None) -> None:
     """Show the privacy budget of dataset NAME: total, spent, remaining."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from sandbox._private.shared.errors import NotFoundError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.vault.tokens import ROLES, TokenStore
 
@@ -17,6 +20,29 @@ _workspace = click.option(
 )
 
 
+def _must_exist(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a --workspace that holds no vault: a command that reads one must not create an empty one."""
+    if not (Path(value) / "vault").is_dir():
+        raise NotFoundError(
+            f"No sandbox workspace at {Path(value).resolve()} (no vault/ folder). Pass --workspace PATH (or set "
+            "SANDBOX_WORKSPACE) to the folder that holds vault/; a workspace is made by registering data "
+            "(sandbox dataset add-population POPULATION --workspace PATH) or by make demo."
+        )
+    return value
+
+
+#: ``--workspace`` of a command that needs an existing workspace.
+_existing_workspace = click.option(
+    "--workspace",
+    default="workspace",
+    show_default=True,
+    envvar="SANDBOX_WORKSPACE",
+    type=click.Path(file_okay=False),
+    callback=_must_exist,
+    help="Workspace directory (it must exist: WORKSPACE/vault/).",
+)
+
+
 @click.group()
 def vault() -> None:
     """Run the vault (the process that holds protected rows and the ledger) and manage its tokens."""
@@ -27,11 +53,48 @@ def vault() -> None:
 @click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--policy", type=click.Path(dir_okay=False), help="Policy YAML (default: policies/default.yaml).")
 @click.option("--ledger-url", envvar="SANDBOX_LEDGER_URL", help="postgresql://... (default: SQLite in the workspace).")
-def serve_cmd(workspace: str, port: int, policy: str | None, ledger_url: str | None) -> None:
+@click.option(
+    "--stop-when-unused",
+    "grace_s",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop SECONDS after the last process leased in WORKSPACE/vault/clients/ has ended "
+    "(how sb.connect(), sandbox run and sandbox lab start a local vault). Not for a service.",
+)
+def serve_cmd(workspace: str, port: int, policy: str | None, ledger_url: str | None, grace_s: float | None) -> None:
     """Serve the vault on 127.0.0.1 until SIGTERM; vault.json gives its url once it listens."""
     from sandbox._private.vault.server import serve
 
+    if grace_s is not None:
+        from sandbox._private.vault.watchdog import start_watchdog
+
+        start_watchdog(workspace, grace_s)
     serve(workspace, port=port, policy=policy, ledger_url=ledger_url)
+
+
+@vault.command("start")
+@_existing_workspace
+@click.option("--policy", type=click.Path(dir_okay=False), help="Policy YAML (default: policies/default.yaml).")
+def start_cmd(workspace: str, policy: str | None) -> None:
+    """Start the workspace's vault in the background and wait until it listens (stop: sandbox vault stop)."""
+    from sandbox._private.kernel.launch import start_vault
+
+    url, started = start_vault(workspace, policy)
+    state = "started" if started else "already running"
+    click.echo(f"vault of {workspace} {state} at {url}; stop it with: sandbox vault stop --workspace {workspace}")
+
+
+@vault.command("stop")
+@_existing_workspace
+def stop_cmd(workspace: str) -> None:
+    """Stop the workspace's running vault (SIGTERM: a clean shutdown); nothing to do if none runs."""
+    from sandbox._private.kernel.launch import stop_local_vault
+
+    if stop_local_vault(workspace):
+        click.echo(f"stopped the vault of {workspace}")
+    else:
+        click.echo(f"no vault of {workspace} was running")
 
 
 @vault.group("token")
@@ -50,7 +113,7 @@ def token_create(workspace: str, role: str, name: str) -> None:
 
 
 @token.command("list")
-@_workspace
+@_existing_workspace
 def token_list(workspace: str) -> None:
     """List token holders and roles (never the tokens)."""
     for info in TokenStore(WorkspaceLayout.create(workspace).tokens).list():
