@@ -18,7 +18,7 @@ from traitlets import Unicode
 __all__ = ["QuietKernelManager"]
 
 
-class QuietKernelManager(AsyncKernelManager):  # type: ignore[misc]
+class QuietKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel writes its own output to :attr:`kernel_log`."""
 
     kernel_log = Unicode("", config=True, help="File for the kernel process's stdout and stderr ('' keeps them).")
