@@ -6,13 +6,13 @@ import json
 import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from .._private.kernel.review import ACTIONS, Reviewer, connect_reviewer
 from .._private.shared.errors import AuthError, NotFoundError
+from ._options import existing_workspace
 
 _REQUEST_ID = re.compile(r"^req_[0-9a-f]{16}$")
 
@@ -101,15 +101,14 @@ def _require_running_vault(workspace: str) -> None:
     """Refuse, with the command that fixes it, a workspace that is missing or whose vault is not running."""
     from sandbox._private.shared.layout import WorkspaceLayout
 
-    layout = WorkspaceLayout(Path(workspace).resolve())
-    if not layout.root.is_dir():
+    path = existing_workspace(
+        workspace,
+        "Pass --workspace PATH (or set SANDBOX_WORKSPACE) to the folder that holds "
+        "vault/, or --url URL for a deployed vault.",
+    )
+    if WorkspaceLayout(path).read_discovery() is None:
         raise NotFoundError(
-            f"No sandbox workspace at {layout.workspace} (no vault/ folder). Pass --workspace PATH (or set "
-            "SANDBOX_WORKSPACE) to the folder that holds vault/, or --url URL for a deployed vault."
-        )
-    if layout.read_discovery() is None:
-        raise NotFoundError(
-            f"The vault of {layout.workspace} is not running. Start it: sandbox vault start --workspace {workspace} "
+            f"The vault of {path} is not running. Start it: sandbox vault start --workspace {workspace} "
             "(stop it later with sandbox vault stop), or pass --url URL for a deployed vault."
         )
 

@@ -16,6 +16,8 @@ import click
 
 from sandbox._private.kernel.studies.record import FAILURE_KINDS, RunRecord, RunStore
 
+from ._options import workspace_option
+
 _EXIT_HELP = "; ".join(f"{code} {text}" for code, text in sorted(set(FAILURE_KINDS.values())))
 
 
@@ -45,14 +47,7 @@ def _finish(record: RunRecord, workspace: str, output: str | None = None) -> Non
         click.echo(f"  rerun of: {record.rerun_of}", err=err)
 
 
-_workspace_option = click.option(
-    "--workspace",
-    default="workspace",
-    show_default=True,
-    envvar="SANDBOX_WORKSPACE",
-    type=click.Path(file_okay=False),
-    help="Workspace whose vault the notebook uses; runs are stored in WORKSPACE/runs/.",
-)
+_workspace_option = workspace_option("Workspace whose vault the notebook uses; runs are stored in WORKSPACE/runs/.")
 
 
 @click.command("run", epilog=f"Exit codes: 0 success; {_EXIT_HELP}.")

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from sandbox._private.shared.errors import NotFoundError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.vault.tokens import ROLES, TokenStore
 
-_workspace = click.option(
-    "--workspace",
-    default="workspace",
-    show_default=True,
-    envvar="SANDBOX_WORKSPACE",
-    type=click.Path(file_okay=False),
-    help="Workspace directory; the vault keeps its files in WORKSPACE/vault/.",
-)
+from ._options import workspace_option
 
-
-def _must_exist(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """Refuse a --workspace that holds no vault: a command that reads one must not create an empty one."""
-    if not (Path(value) / "vault").is_dir():
-        raise NotFoundError(
-            f"No sandbox workspace at {Path(value).resolve()} (no vault/ folder). Pass --workspace PATH (or set "
-            "SANDBOX_WORKSPACE) to the folder that holds vault/; a workspace is made by registering data "
-            "(sandbox dataset add-population POPULATION --workspace PATH) or by make demo."
-        )
-    return value
-
-
+_workspace = workspace_option("Workspace directory; the vault keeps its files in WORKSPACE/vault/.")
 #: ``--workspace`` of a command that needs an existing workspace.
-_existing_workspace = click.option(
-    "--workspace",
-    default="workspace",
-    show_default=True,
-    envvar="SANDBOX_WORKSPACE",
-    type=click.Path(file_okay=False),
-    callback=_must_exist,
-    help="Workspace directory (it must exist: WORKSPACE/vault/).",
-)
+_existing_workspace = workspace_option("Workspace directory (it must exist: WORKSPACE/vault/).", must_exist=True)
 
 
 @click.group()

@@ -34,7 +34,16 @@ from sandbox._private.shared.layout import WorkspaceLayout
 
 from .transport import probe_health
 
-__all__ = ["ensure_local_vault", "local_token", "start_vault", "stop_local_vault", "GRACE_S", "GRACE_ENV"]
+__all__ = [
+    "ensure_local_vault",
+    "local_token",
+    "require_workspace",
+    "start_vault",
+    "stop_local_vault",
+    "CONNECT_FIX",
+    "GRACE_S",
+    "GRACE_ENV",
+]
 
 _START_TIMEOUT_S = 60.0
 #: Seconds a local vault keeps running after the last process that used it has ended.
@@ -113,17 +122,29 @@ def _grace_s() -> float:
     return value
 
 
-def _refuse_missing(workspace: Path) -> None:
-    """Refuse a folder that holds no workspace (the error names the three ways out)."""
-    if (workspace / "vault").is_dir():
-        return
-    where = "does not exist" if not workspace.exists() else "has no vault/ folder"
-    raise NotFoundError(
-        f"No sandbox workspace at {workspace} (it {where}), and none is created behind your back. Run from the "
-        "folder that holds your workspace, or name it: sb.connect('path/to/workspace'), --workspace PATH or "
-        "SANDBOX_WORKSPACE=PATH. To make one, register data (`sandbox dataset add-population POPULATION "
-        f"--workspace {workspace}`, or `make demo`), or start an empty vault with sb.connect(..., create=True)."
-    )
+#: What to do about a folder that holds no workspace, for a caller of ``sb.connect()``.
+CONNECT_FIX = (
+    "None is created behind your back. Run from the folder that holds your workspace, or name it: "
+    "sb.connect('path/to/workspace'), --workspace PATH or SANDBOX_WORKSPACE=PATH. To make one, register data "
+    "(`sandbox dataset add-population POPULATION --workspace {path}`, or `make demo`), or start an empty vault "
+    "with sb.connect(..., create=True)."
+)
+
+
+def require_workspace(workspace: str | Path, fix: str = CONNECT_FIX) -> Path:
+    """Return the resolved workspace; refuse a folder that holds no ``vault/`` (nothing is created), naming the fix.
+
+    Raises
+    ------
+    NotFoundError
+        ``workspace`` does not exist or has no ``vault/`` folder; the message ends with ``fix`` (``{path}`` in it
+        is replaced by the workspace's path).
+    """
+    path = Path(workspace).resolve()
+    if (path / "vault").is_dir():
+        return path
+    where = "does not exist" if not path.exists() else "has no vault/ folder"
+    raise NotFoundError(f"No sandbox workspace at {path} (it {where}). {fix.format(path=path)}")
 
 
 def ensure_local_vault(
@@ -148,7 +169,7 @@ def ensure_local_vault(
         The vault did not start (see ``vault/vault.log``).
     """
     if not create:
-        _refuse_missing(Path(workspace).resolve())
+        require_workspace(workspace)
     layout = WorkspaceLayout.create(workspace)
     with _locked(layout.launch_lock):
         register_client(layout)  # before the probe: a vault about to stop for want of clients sees this one
@@ -171,7 +192,7 @@ def start_vault(workspace: str | Path, policy: str | Path | None = None) -> tupl
     NotFoundError
         ``workspace`` holds no workspace.
     """
-    _refuse_missing(Path(workspace).resolve())
+    require_workspace(workspace)
     layout = WorkspaceLayout.create(workspace)
     with _locked(layout.launch_lock):
         info = layout.read_discovery()

@@ -428,10 +428,12 @@ def _check_workspace(notebook: Path, workspace: Path, vault: bool | None) -> Non
                 return
         except (OSError, ValueError):
             return  # the run records why the notebook cannot be read
-    raise NotFoundError(
-        f"No sandbox workspace at {workspace.resolve()} (no vault/ folder), and the notebook needs its vault. Pass "
-        "--workspace PATH (or set SANDBOX_WORKSPACE) to the folder that holds vault/, run `make demo` to make one, "
-        "or --no-vault for a notebook that does not use the sandbox."
+    from sandbox._private.kernel.launch import require_workspace
+
+    require_workspace(
+        workspace,
+        "The notebook needs the workspace's vault: pass --workspace PATH (or set SANDBOX_WORKSPACE) to the folder "
+        "that holds vault/, run `make demo` to make one, or --no-vault for a notebook that does not use the sandbox.",
     )
 
 
