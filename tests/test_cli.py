@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,6 +283,35 @@ def test_a_vault_started_by_sandbox_lab_stops_when_the_lab_ends(workspace: Path,
         if lab.poll() is None:
             lab.kill()
         lab.communicate(timeout=30)
+
+
+@pytest.mark.system
+def test_a_watched_vault_stops_when_its_workspace_is_deleted(tmp_path: Path) -> None:
+    from sandbox._private.shared.clients import register_client
+
+    layout = WorkspaceLayout.create(tmp_path / "ws")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    register_client(layout, sleeper.pid)  # a live client: only the deletion can stop the vault
+    vault = subprocess.Popen(
+        [*SANDBOX, "vault", "serve", "--workspace", str(layout.workspace), "--stop-when-unused", "0.5"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while layout.read_discovery() is None and time.monotonic() < deadline and vault.poll() is None:
+            time.sleep(0.1)
+        assert layout.read_discovery() is not None, "the vault did not start"
+        time.sleep(2)
+        assert vault.poll() is None  # its client still runs: it keeps serving
+        shutil.rmtree(layout.workspace)
+        vault.wait(timeout=30)  # gone with its workspace, not running for ever
+    finally:
+        if vault.poll() is None:
+            vault.kill()
+            vault.wait(timeout=30)
+        sleeper.communicate(input=b"", timeout=30)
 
 
 @pytest.mark.system

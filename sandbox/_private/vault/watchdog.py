@@ -37,8 +37,14 @@ DEFAULT_GRACE_S = 10.0
 
 
 def _try_lock(path: Path) -> int | None:
-    """Take the launcher's lock without waiting; None while a client holds it (it is arriving right now)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Take the launcher's lock without waiting; None while a client holds it (it is arriving right now).
+
+    A workspace whose vault folder is gone (deleted under the running vault) can have no client: -1, stop.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return -1 if not path.parent.is_dir() else None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -48,6 +54,14 @@ def _try_lock(path: Path) -> int | None:
 
 
 def _watch(layout: WorkspaceLayout, grace_s: float, stop: threading.Event) -> None:
+    try:
+        _loop(layout, grace_s, stop)
+    except Exception as exc:  # never die silently: a vault nobody watches would run for ever
+        print(f"[sandbox vault] stopping: the watchdog failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _loop(layout: WorkspaceLayout, grace_s: float, stop: threading.Event) -> None:
     last_seen = time.monotonic()
     while not stop.wait(POLL_S):
         if live_clients(layout):
@@ -58,7 +72,7 @@ def _watch(layout: WorkspaceLayout, grace_s: float, stop: threading.Event) -> No
         fd = _try_lock(layout.launch_lock)
         if fd is None:
             continue
-        if live_clients(layout):  # a client took its lease just before the lock: keep serving it
+        if fd >= 0 and live_clients(layout):  # a client took its lease just before the lock: keep serving it
             os.close(fd)
             last_seen = time.monotonic()
             continue
