@@ -25,6 +25,7 @@ from ._private.shared.errors import (
     QueryError,
     ReleaseError,
     SandboxError,
+    SandboxWarning,
     ScenarioError,
     SchemaError,
     StudyError,
@@ -34,9 +35,11 @@ from ._private.shared.policy import Policy, load_policy
 from ._private.shared.schema import Column, TableSchema
 
 if TYPE_CHECKING:
+    from ._private.kernel.budget import Budget
     from ._private.kernel.conformance import check_frame
+    from ._private.kernel.fitted import FittedModel
     from ._private.kernel.release import ReleaseRequest
-    from ._private.kernel.results import AuditResult, DPResult, FittedModel
+    from ._private.kernel.results import AuditResult, DPResult
     from ._private.kernel.review import Reviewer, connect_reviewer
     from ._private.kernel.studies.display import errorbar_plot
     from ._private.kernel.studies.ipython_ext import load_ipython_extension, unload_ipython_extension
@@ -58,7 +61,8 @@ _LAZY: dict[str, str] = {
     "connect": "._private.kernel.workspace",
     "AuditResult": "._private.kernel.results",
     "DPResult": "._private.kernel.results",
-    "FittedModel": "._private.kernel.results",
+    "FittedModel": "._private.kernel.fitted",
+    "Budget": "._private.kernel.budget",
     "check_frame": "._private.kernel.conformance",
     "dummy_frame": "._private.shared.dummy",
     "ReleaseRequest": "._private.kernel.release",
@@ -86,6 +90,7 @@ __all__ = [
     "load_policy",
     "AggregateQuery",
     "AuditResult",
+    "Budget",
     "DPResult",
     "Dataset",
     "FairnessAudit",
@@ -118,6 +123,7 @@ __all__ = [
     "QueryError",
     "ReleaseError",
     "SandboxError",
+    "SandboxWarning",
     "ScenarioError",
     "SchemaError",
     "StudyError",

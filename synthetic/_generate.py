@@ -22,13 +22,14 @@ import numpy as np
 import pyarrow as pa
 
 from sandbox import ScenarioError
-from synthetic._calibrate import Calibrator
-from synthetic._categories import codes
-from synthetic._households import Ctx, household_stages
-from synthetic._members import person_rows
-from synthetic._outcomes import outcome_stages, signal_rows
-from synthetic._scenario import Scenario
-from synthetic._schemas import MAX_HOUSEHOLDS, ground_truth_schema, population_schemas
+
+from ._calibrate import Calibrator
+from ._categories import codes
+from ._households import Ctx, household_stages
+from ._members import person_rows
+from ._outcomes import outcome_stages, signal_rows
+from ._scenario import Scenario
+from ._schemas import MAX_HOUSEHOLDS, ground_truth_schema, population_schemas
 
 __all__ = [
     "BLOCK_SIZE",

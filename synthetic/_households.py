@@ -1,9 +1,12 @@
-"""Household stages of the generator: place, composition, main earner, income, poverty and housing.
+"""Household stages of the generator: place, composition, main earner, skills, income source, poverty, income, housing.
 
 Each stage reads and adds arrays in ``ctx.h`` (one entry per household, categories as ``int8`` codes in the
 order of :mod:`synthetic._categories`). All randomness comes from ``ctx.rng``, the block's own generator; all
-intercepts come from ``ctx.cal`` (see :mod:`synthetic._calibrate`). Numbers without a CALIBRATION.md source are
-assumptions, named as such in comments.
+intercepts come from ``ctx.cal`` (see :mod:`synthetic._calibrate`): the children per household type
+(:mod:`synthetic._demography`, for the CBS size distribution), the shift of the 67+ age band, the poverty
+offsets, the share below the line with a savings buffer, and the shape of the income distribution
+(:mod:`synthetic._income`, for the CBS median, P90/P10 and Gini). Numbers without a CALIBRATION.md or
+docs/calibration.md source are assumptions, named as such in comments.
 """
 
 from __future__ import annotations
@@ -12,15 +15,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthetic._calibrate import Calibrator, draw_grouped, draw_index, draw_rows, sigmoid
-from synthetic._categories import codes
-from synthetic._scenario import Scenario
+from sandbox import ScenarioError
+
+from ._calibrate import Calibrator, bisect, draw_grouped, draw_index, draw_rows, sigmoid
+from ._categories import codes
+from ._demography import (
+    AGE_EDGES,
+    OLDEST_BAND_SKEW,
+    OTHER_ADULTS,
+    PENSION_AGE,
+    band_table,
+    children_table,
+    old_age_shift,
+)
+from ._income import INCOME_CAP, INCOME_MEDIAN, INCOME_SD, IncomeParts, solve_spread
+from ._scenario import Scenario
 
 __all__ = ["Ctx", "household_stages", "source_effects", "AGE_EDGES", "PENSION_AGE", "LANGUAGE_BY_MIGRATION", "vec"]
 
-PENSION_AGE = 67
-AGE_EDGES = np.array([18, 25, 35, 45, 55, PENSION_AGE, 96])
 INCOME_EDGES = np.array([15_000, 20_000, 25_000, 35_000, 50_000, 75_000])
+# Log income shift of a low (-) and a high (+) education level (assumption; with the solved within-source spread
+# it gives the CBS deciles, see docs/calibration.md).
+_EDUCATION_INCOME = 0.15
 # Urbanisation class per municipality (rows in municipality order); assumption after CBS 2023.
 _URBANISATION = np.array(
     [
@@ -36,7 +52,8 @@ _URBANISATION = np.array(
 )
 # Migration background of the main earner in the four largest cities (assumption after CBS 2023).
 _MIGRATION_G4 = np.array([[0.45, 0.17, 0.38], [0.48, 0.10, 0.42], [0.48, 0.12, 0.40], [0.64, 0.10, 0.26]])
-# Age band of the main earner per household type (assumption after CBS household statistics).
+# Age band of the main earner per household type (assumption after CBS household statistics); the log-odds of the
+# oldest band are shifted by a solved constant so that the persons aged 67+ meet targets.aged_67_plus_share.
 _AGE_BAND = np.array(
     [
         [0.10, 0.17, 0.11, 0.13, 0.19, 0.30],
@@ -47,24 +64,14 @@ _AGE_BAND = np.array(
     ]
 )
 _FEMALE_MAIN = np.array([0.52, 0.30, 0.28, 0.82, 0.45])  # assumption
-# Children per household type (0..5) and adults of "other" households (2..4); assumption tuned to 2.24 persons.
-_CHILDREN = np.array(
-    [
-        [1, 0, 0, 0, 0, 0],
-        [1, 0, 0, 0, 0, 0],
-        [0, 0.33, 0.42, 0.18, 0.05, 0.02],
-        [0, 0.50, 0.35, 0.11, 0.04, 0],
-        [0.70, 0.20, 0.10, 0, 0, 0],
-    ]
-)
-_OTHER_ADULTS = np.array([0.6, 0.3, 0.1])
 #: Dutch proficiency (fluent, good, moderate, limited) per migration background at proxy strength 1 (assumption).
 LANGUAGE_BY_MIGRATION = np.array([[0.97, 0.03, 0.0, 0.0], [0.35, 0.35, 0.20, 0.10], [0.30, 0.30, 0.25, 0.15]])
-# Median standardised income when not poor, and its log-sd, per income source (assumption after CBS 2022).
-_INCOME_MEDIAN = np.array([37_000, 36_000, 19_500, 24_000, 23_500, 28_000, 20_000], dtype=np.float64)
-_INCOME_SD = np.array([0.50, 0.90, 0.25, 0.35, 0.35, 0.45, 0.40])
 # Log-odds of poverty per income source (assumption: welfare and students poorest).
 _POVERTY_SOURCE = np.array([0.0, 1.0, 2.3, 1.5, 1.1, 0.0, 1.6])
+# Log-odds, per income source, of a low income (below the line) WITH a year's savings buffer, which the CBS/SCP/
+# Nibud method does not count as poor: self-employed with a weak year, students, pensioners without a full state
+# pension; rarely welfare (asset test) or benefits (assumption).
+_LOW_INCOME_SOURCE = np.array([0.0, 2.0, -3.0, -1.0, -1.0, 0.7, 2.5])
 
 
 def vec(values: list[float] | tuple[float, ...]) -> np.ndarray:
@@ -109,11 +116,17 @@ def _migration_table(c: Ctx) -> np.ndarray:
 
 
 def _main_earner(c: Ctx) -> None:
-    hht = c.h["household_type"]
-    band = draw_grouped(c.rng, _AGE_BAND, hht)
+    h, hht = c.h, c.h["household_type"]
+
+    def solve() -> float:
+        persons = float((h["n_adults"] + h["n_children"]).sum())
+        return old_age_shift(_AGE_BAND, hht, h["n_adults"], persons, c.sc.targets.aged_67_plus_share)
+
+    shift = float(c.cal.constant("old_age_shift", solve)[0])
+    band = draw_grouped(c.rng, band_table(_AGE_BAND, shift), hht)
     lo, hi = AGE_EDGES[band], AGE_EDGES[band + 1]
     u = c.rng.random(c.n)
-    u = np.where(band == len(AGE_EDGES) - 2, u**1.6, u)  # fewer of the very old
+    u = np.where(band == len(AGE_EDGES) - 2, u**OLDEST_BAND_SKEW, u)  # fewer of the very old
     c.h["age"] = (lo + np.floor(u * (hi - lo))).astype(np.int16)
     c.h["age_band"] = band
     c.h["gender"] = (c.rng.random(c.n) < _FEMALE_MAIN[hht]).astype(np.int8)
@@ -124,9 +137,11 @@ def _main_earner(c: Ctx) -> None:
 
 
 def _composition(c: Ctx) -> None:
+    """Children and adults per household: the size distribution and mean size of the scenario's targets."""
     hht = c.h["household_type"]
-    c.h["n_children"] = draw_grouped(c.rng, _CHILDREN, hht)
-    other = 2 + draw_index(c.rng, _OTHER_ADULTS, c.n)
+    children = c.cal.constant("children", lambda: children_table(c.sc).ravel()).reshape(5, -1)
+    c.h["n_children"] = draw_grouped(c.rng, children, hht)
+    other = 2 + draw_index(c.rng, OTHER_ADULTS, c.n)
     c.h["n_adults"] = np.select([hht <= 0, hht == 3, hht == 4], [1, 1, other], 2).astype(np.int8)
 
 
@@ -218,15 +233,57 @@ def _poverty(c: Ctx) -> None:
     h["poverty"] = c.rng.random(c.n) < h["p_poverty"]
 
 
+def _low_income(c: Ctx) -> None:
+    """Households below the line that are not poor: they hold a savings buffer of a year (see ``_savings``).
+
+    Their share is solved so that all households below the line (poor or buffered) meet
+    ``targets.households_below_line`` (CBS: 10% of private households below 17,500 euro standardised in 2022).
+    """
+    h, t = c.h, c.sc.targets
+    lp = _LOW_INCOME_SOURCE[h["income_source"]]
+    not_poor = 1.0 - h["p_poverty"]
+
+    def solve() -> float:
+        wanted = t.households_below_line - float(h["p_poverty"].mean())
+        if wanted <= 0.0:
+            raise ScenarioError(
+                f"targets.households_below_line = {t.households_below_line} is below the share of poor households "
+                f"({float(h['p_poverty'].mean()):.4f}); every poor household is below the line: raise it."
+            )
+        return bisect(lambda b: float((not_poor * sigmoid(lp + b)).mean()), wanted)
+
+    b = float(c.cal.constant("low_income", solve)[0])
+    h["low_income_buffered"] = ~h["poverty"] & (c.rng.random(c.n) < sigmoid(lp + b))
+
+
 def _income(c: Ctx) -> None:
     h, t = c.h, c.sc.targets
     src, line = h["income_source"], t.poverty_line
     shortfall = np.clip(t.poverty_shortfall_median * np.exp(0.55 * c.rng.standard_normal(c.n)), 0.003, 0.95)
-    edu = np.select([h["education_level"] == 0, h["education_level"] == 2], [-0.35, 0.35], 0.0)
+    # Below the line with a buffer: most just below it, a few far below (exponential gap, mean a fifth of the line;
+    # assumption), so the density of incomes runs on across the line as in the CBS deciles.
+    low_gap = np.minimum(c.rng.exponential(0.2, c.n), 1.0)
+    low = h["low_income_buffered"]
+    edu = np.select(
+        [h["education_level"] == 0, h["education_level"] == 2], [-_EDUCATION_INCOME, _EDUCATION_INCOME], 0.0
+    )
     struct = c.s * (-0.08 * h["gender"] - 0.10 * (h["migration_background"] == 2))
-    excess = (_INCOME_MEDIAN[src] - line) * np.exp(_INCOME_SD[src] * c.rng.standard_normal(c.n) + edu + struct)
-    income = np.where(h["poverty"], line * (1.0 - shortfall), line + excess)
-    h["disposable_income"] = np.clip(np.round(income), 0.0, 250_000.0)
+    parts = IncomeParts(
+        line=line,
+        fixed=h["poverty"] | low,
+        fixed_income=line * (1.0 - np.where(low, low_gap, shortfall)),
+        log_median=np.log(INCOME_MEDIAN[src]) + edu + struct,
+        sd=INCOME_SD[src],
+        u=c.rng.random(c.n),
+    )
+
+    def solve() -> np.ndarray:
+        return solve_spread(parts, t.income_median, t.income_p90_p10, t.income_gini)
+
+    level, spread, tail = c.cal.constant("income_shape", solve)
+    income = np.round(parts.income(level, spread, tail))
+    income = np.where(parts.fixed, income, np.maximum(income, np.ceil(line)))  # never below the line by rounding
+    h["disposable_income"] = np.clip(income, 0.0, INCOME_CAP)
     h["income_band"] = np.searchsorted(INCOME_EDGES, h["disposable_income"], side="right").astype(np.int8)
 
 
@@ -248,7 +305,8 @@ def _housing(c: Ctx) -> None:
 
 def household_stages(c: Ctx) -> None:
     """Run every household stage in order."""
-    for stage in (_place, _main_earner, _composition, _skills, _income_source, _poverty, _income, _housing):
+    stages = (_place, _composition, _main_earner, _skills, _income_source, _poverty, _low_income, _income, _housing)
+    for stage in stages:
         stage(c)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from synthetic._calibrate import draw_grouped, draw_index
-from synthetic._households import PENSION_AGE, Ctx, language_probs, vec
+from ._calibrate import draw_grouped, draw_index
+from ._demography import OTHER_ADULT_SPAN, PARTNER_AGE_SD, adult_child_share
+from ._households import PENSION_AGE, Ctx, language_probs, vec
 
 __all__ = ["person_rows"]
 
@@ -40,13 +41,30 @@ def _layout(c: Ctx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _ages(c: Ctx, row: np.ndarray, role: np.ndarray) -> np.ndarray:
+    """Ages by role; a child is a minor or, when the main earner is 36 or over, an adult child living at home.
+
+    The share of adult children among those who can be adults is solved on the reference sample so that the
+    minors among all persons meet ``targets.minors_share``. Minors are 0 to 17 uniformly (bounded by the main
+    earner's age minus 18), adult children 18 to 29, more often young (assumption).
+    """
     m = row.size
     main_age = c.h["age"][row].astype(np.int64)
-    partner = np.clip(main_age + np.round(3.5 * c.rng.standard_normal(m)), 18, 100)
-    other = 18 + np.floor(c.rng.random(m) * np.maximum(main_age - 18 + 10, 1))
+    partner = np.clip(main_age + np.round(PARTNER_AGE_SD * c.rng.standard_normal(m)), 18, 100)
+    other = 18 + np.floor(c.rng.random(m) * np.maximum(main_age - 18 + OTHER_ADULT_SPAN, 1))
     max_child = np.clip(main_age - 18, 0, 29)
-    child = np.floor(c.rng.random(m) ** 1.25 * (max_child + 1))
-    age = np.select([role == ROLE_MAIN, role == ROLE_PARTNER, role == ROLE_OTHER], [main_age, partner, other], child)
+    child = role == ROLE_CHILD
+    can_be_adult = child & (max_child >= 18)
+
+    def solve() -> float:
+        return adult_child_share(int(child.sum()), int(can_be_adult.sum()), m, c.sc.targets.minors_share)
+
+    share = float(c.cal.constant("adult_child_share", solve)[0])
+    adult = can_be_adult & (c.rng.random(m) < share)
+    u = c.rng.random(m)
+    minor_age = np.floor(u * (np.minimum(max_child, 17) + 1))
+    adult_age = 18 + np.floor(u**2 * (max_child - 17))
+    kid = np.where(adult, adult_age, minor_age)
+    age = np.select([role == ROLE_MAIN, role == ROLE_PARTNER, role == ROLE_OTHER], [main_age, partner, other], kid)
     return np.clip(age, 0, 105).astype(np.int16)
 
 

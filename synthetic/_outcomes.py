@@ -10,8 +10,8 @@ from functools import partial
 
 import numpy as np
 
-from synthetic._calibrate import bisect, sigmoid
-from synthetic._households import Ctx, source_effects, vec
+from ._calibrate import bisect, sigmoid
+from ._households import Ctx, source_effects, vec
 
 __all__ = ["outcome_stages", "signal_rows", "CREDITORS_AMOUNT"]
 
@@ -145,11 +145,17 @@ def _debts(c: Ctx) -> None:
 
 
 def _savings(c: Ctx) -> None:
-    h = c.h
+    """Draw savings: thin when poor or in debt; a year of the line or more when below it but not poor.
+
+    So ``poverty`` is exactly: income below the line and a buffer below one year of the line (CBS/SCP/Nibud).
+    """
+    h, line = c.h, c.sc.targets.poverty_line
     strained = h["poverty"] | h["true_problematic_debt"]
     ordinary = 0.3 * h["disposable_income"] * np.exp(1.1 * c.rng.standard_normal(c.n))
-    thin = c.rng.exponential(300.0, c.n)
-    h["savings_buffer"] = np.clip(np.round(np.where(strained, thin, ordinary), 2), 0.0, 500_000.0)
+    thin = np.minimum(c.rng.exponential(300.0, c.n), 0.5 * line)
+    buffer = line * (1.0 + c.rng.exponential(1.0, c.n))  # assumption: one to a few years of the line
+    savings = np.where(h["low_income_buffered"], buffer, np.where(strained, thin, ordinary))
+    h["savings_buffer"] = np.clip(np.round(savings, 2), 0.0, 500_000.0)
 
 
 def outcome_stages(c: Ctx) -> None:

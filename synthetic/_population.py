@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sandbox import OutputPathError
-from synthetic._generate import BLOCK_SIZE, TABLES, arrow_schema, check_arguments, iter_chunks
-from synthetic._scenario import Scenario, load_scenario
-from synthetic._schemas import ground_truth_schema, population_schemas
+
+from ._generate import BLOCK_SIZE, TABLES, arrow_schema, check_arguments, iter_chunks
+from ._scenario import Scenario, load_scenario
+from ._schemas import ground_truth_schema, population_schemas
 
 __all__ = [
     "Population",

@@ -27,9 +27,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sandbox import ScenarioError
-from synthetic._categories import codes
 
-__all__ = ["Scenario", "load_scenario", "SHIPPED_SCENARIOS", "SCENARIO_DIR"]
+from ._categories import codes
+
+__all__ = ["Scenario", "load_scenario", "SHIPPED_SCENARIOS", "SCENARIO_DIR", "HOUSEHOLD_SIZES"]
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 SHIPPED_SCENARIOS = ("default", "no_bias")
@@ -39,6 +40,8 @@ Strength = Annotated[float, Field(ge=0.0, le=5.0)]
 LogOdds = Annotated[float, Field(ge=0.0, le=5.0)]
 Euro = Annotated[float, Field(gt=0.0, le=1e7)]
 LABEL_BIAS_GROUPS = ("buiten_europa", "europa", "welfare", "single_parent", "female", "disability")
+#: Size classes of multi-person households in ``targets.household_size`` (persons; the last is 5 or more).
+HOUSEHOLD_SIZES = ("2", "3", "4", "5_plus")
 
 # How to fix a bad value, by the kind of field (looked up by the field's last name).
 _FIX: dict[str, str] = {
@@ -52,11 +55,14 @@ _FIX: dict[str, str] = {
 _FIELD_KIND: dict[str, str] = {
     "strength": "strength",
     "poverty_line": "euro",
+    "income_median": "euro",
     "mean_debt_at_intake": "euro",
     "debt_assistance_applications_per_year": "count",
     "households_reference": "count",
     "mean_creditors_at_intake": "range",
     "signals_per_1000_residents_per_month": "range",
+    "persons_per_household": "range",
+    "income_p90_p10": "range",
     "version": "range",
     "uplift_log_odds": "log_odds",
     "neighbourhood_shift_sd": "log_odds",
@@ -67,8 +73,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_shares(value: dict[str, float], column: str, *, total: bool = True) -> dict[str, float]:
-    allowed = codes(column)
+def _check_shares(
+    value: dict[str, float], column: str, *, total: bool = True, allowed: tuple[str, ...] | None = None
+) -> dict[str, float]:
+    allowed = codes(column) if allowed is None else allowed
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise ValueError(f"unknown category {unknown}; the categories of {column} are {list(allowed)}")
@@ -95,8 +103,21 @@ class Population(_Strict):
 
 
 class Targets(_Strict):
-    """Calibration targets (CALIBRATION.md); the generator solves its intercepts to meet them."""
+    """Calibration targets (CALIBRATION.md, docs/calibration.md); the generator solves its constants to meet them.
 
+    The population is that of private households (CBS *particuliere huishoudens*): persons in institutions
+    (care homes and the like) are not generated, so every household and person figure is one of private
+    households, as in the CBS income and poverty statistics.
+    """
+
+    persons_per_household: Annotated[float, Field(ge=1.0, le=7.0)]
+    household_size: dict[str, Share]
+    minors_share: Share
+    aged_67_plus_share: Share
+    income_median: Euro
+    income_gini: Share
+    income_p90_p10: Annotated[float, Field(ge=1.0, le=50.0)]
+    households_below_line: Share
     poverty_line: Euro
     poverty_households: Share
     poverty_by_household_type: dict[str, Share]
@@ -119,6 +140,11 @@ class Targets(_Strict):
     @classmethod
     def _signals(cls, v: dict[str, float]) -> dict[str, float]:
         return _check_shares(v, "creditor_type")
+
+    @field_validator("household_size")
+    @classmethod
+    def _sizes(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_shares(v, "household_size (persons in a multi-person household)", allowed=HOUSEHOLD_SIZES)
 
 
 class Structural(_Strict):

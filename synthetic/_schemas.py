@@ -8,7 +8,8 @@ never derived from generated rows; the generator clips (top-codes) its values to
 from __future__ import annotations
 
 from sandbox import Column, TableSchema
-from synthetic._categories import codes, describe
+
+from ._categories import CATEGORY_LABELS, codes, describe
 
 __all__ = [
     "MAX_HOUSEHOLDS",
@@ -49,7 +50,18 @@ def _num(name: str, kind: str, nl: str, en: str, bounds: str | None = None, desc
 def _cat(name: str, nl: str, en: str, codes_of: str | None = None, desc: str = "") -> Column:
     key = codes_of or name
     text = f"{desc} Codes: {describe(key)}." if desc else f"Codes: {describe(key)}."
-    return Column(name, "category", nl, en, categories=codes(key), description=text)
+    labels = CATEGORY_LABELS[key]
+    cats = codes(key)
+    return Column(
+        name,
+        "category",
+        nl,
+        en,
+        categories=cats,
+        description=text,
+        category_labels_nl=tuple(labels[c][0] for c in cats),
+        category_labels_en=tuple(labels[c][1] for c in cats),
+    )
 
 
 def _bool(name: str, nl: str, en: str, desc: str = "") -> Column:
@@ -90,7 +102,11 @@ def _household_columns() -> tuple[Column, ...]:
             "poverty",
             "onder de armoedegrens",
             "below the poverty line",
-            desc="Standardised disposable income below the scenario's poverty line.",
+            desc=(
+                "Standardised disposable income below the scenario's poverty line and a savings buffer below one "
+                "year of the line (the CBS/SCP/Nibud method: a household below the line with a year's buffer is "
+                "not poor)."
+            ),
         ),
         _num("savings_buffer", "float", "spaarbuffer (euro)", "savings buffer (euro)"),
         _num("fixed_costs", "float", "vaste lasten (euro per maand)", "fixed costs (euro per month)"),

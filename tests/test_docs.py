@@ -107,7 +107,8 @@ def reviewer_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     from sandbox._private.vault.server import open_service
 
     root = tmp_path_factory.mktemp("reviewer-guide")
-    population = synthetic.write_population(root / "population", 1_500, seed=5)
+    # 2,000 households: the "other" type (0.6% of households, CBS 2024) then has the 10 the SDC minimum asks.
+    population = synthetic.write_population(root / "population", 2_000, seed=5)
     open_service(root / "workspace").registry.add_population(population)
     # Start the vault from a child process, so this process holds no Popen of it; sb.connect() reuses it.
     code = "import sys; from sandbox._private.kernel.launch import ensure_local_vault as e; e(sys.argv[1])"

@@ -127,7 +127,7 @@ def test_sensitivities_follow_the_schema_bounds_and_the_household_bound(persons:
     assert m.public["sensitivity"] == {"count": 1.0, "sum_centred": 100_000.0}
     assert [n["epsilon"] for n in m.public["mechanisms"]] == [1.0, 1.0]
     c = ENGINE.answer(AggregateQuery("households", "count", epsilon=0.5), hh[1])
-    assert c.public["mechanisms"][0]["mechanism"] == "Geometric"
+    assert c.public["mechanisms"][0]["mechanism"] == "DiscreteLaplace(grid=2^0)"  # integers: grid step 1
     # P(|two-sided geometric| > t) <= 5% at the reported ci95, and > 5% one step below
     alpha = math.exp(-0.5)
     t = c.public["rows"][0]["ci95"]
@@ -216,10 +216,9 @@ def test_private_part_holds_true_household_counts_and_top_contributions(persons:
 def test_gaussian_mechanism_when_delta_is_positive(hh: Any) -> None:
     engine = DPEngine(engine_policy())
     frame, table = hh
-    # epsilon 50, not 1e6: the analytic Gaussian's calibration evaluates exp(epsilon)
     answer = engine.answer(AggregateQuery("households", "count", epsilon=50.0, delta=1e-8, by=("region",)), table)
     noise = answer.public["mechanisms"][0]
-    assert noise["mechanism"] == "GaussianAnalytic" and noise["delta"] == 1e-8
+    assert noise["mechanism"] == "DiscreteGaussian(grid=2^0)" and noise["delta"] == 1e-8
     assert 0 < noise["scale"] < 0.2
     rows = _rows(answer, ("region",))
     for region in REGIONS:

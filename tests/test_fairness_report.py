@@ -170,3 +170,142 @@ def test_write_html_to_an_unwritable_path_names_it(audit, tmp_path: Path) -> Non
     target = tmp_path / "missing-dir" / "report.html"
     with pytest.raises(OutputPathError, match=r"cannot write the report to .*report.html.*choose a writable path"):
         audit.write_html(str(target))
+
+
+# --- power, insufficient evidence, and what the report belongs to ------------------------------------------------
+def _small_audit():
+    """Two groups of 150 with equal error rates: the gap is small, but 150 households cannot show it is."""
+    rng = np.random.default_rng(3)
+    n = 300
+    sf = pd.DataFrame({"gender": np.repeat(["man", "vrouw"], n // 2)})
+    yt = rng.random(n) < 0.4
+    yp = np.where(yt, rng.random(n) < 0.7, rng.random(n) < 0.2)
+    pol = Policy.from_mapping({"fairness": {"protected_attributes": ["gender"], "intersections": []}})
+    return audit_predictions(yt, yp, sf, policy=pol, n_boot=200, random_state=0)
+
+
+def test_small_sample_audit_shows_power_and_insufficient_evidence_before_anything_else() -> None:
+    audit = _small_audit()
+    ev = audit.evidence
+    assert audit.verdict.status == "review" and ev.insufficient
+    (gap,) = ev.gaps
+    fail = audit.rules.thresholds["equalized_odds_difference"].fail
+    assert gap.metric == "equalized_odds" and gap.detectable_gap > fail and not gap.detects_threshold
+    assert ev.undetectable == (gap,)
+    for lang, label, power in (
+        ("en", "insufficient evidence: this audit cannot show the model is fair", "Power"),
+        ("nl", "onvoldoende bewijs: deze audit kan niet aantonen dat het model eerlijk is", "Onderscheidend vermogen"),
+    ):
+        page = audit.to_html(lang=lang)
+        summary = page.split('<section id="summary"', 1)[1].split("</section>", 1)[0]
+        assert label in summary and 'id="insufficient-evidence"' in summary
+        assert summary.index(label) < summary.index('id="power"')  # the label first, then the power figures
+        assert power in summary and f"{gap.detectable_gap * 100:.1f}" in summary
+        assert page.index(label) < page.index('<section id="figures"')
+    d = audit.to_dict()
+    assert d["verdict"]["insufficient_evidence"] is True
+    assert d["evidence"]["insufficient"] is True and d["evidence"]["attributes"] == ["gender"]
+    assert d["evidence"]["label"]["nl"].startswith("onvoldoende bewijs")
+    (entry,) = d["evidence"]["detectable_gaps"]
+    assert entry["detects_fail_threshold"] is False and entry["detectable_gap"] == pytest.approx(gap.detectable_gap)
+    assert "insufficient evidence" in audit.verdict.reason
+
+
+def test_a_large_fair_audit_is_not_labelled_insufficient(audit) -> None:
+    rng = np.random.default_rng(4)
+    n = 200_000
+    sf = pd.DataFrame({"gender": rng.choice(["man", "vrouw"], n)})
+    yt = rng.random(n) < 0.4
+    yp = np.where(yt, rng.random(n) < 0.7, rng.random(n) < 0.2)
+    pol = Policy.from_mapping({"fairness": {"protected_attributes": ["gender"], "intersections": []}})
+    big = audit_predictions(yt, yp, sf, policy=pol, n_boot=200, random_state=0)
+    assert big.verdict.status == "pass" and not big.evidence.insufficient
+    assert big.evidence.gaps[0].detects_threshold
+    html = big.to_html()
+    summary = html.split('<section id="summary"', 1)[1].split("</section>", 1)[0]
+    assert "insufficient evidence" not in summary and 'id="insufficient-evidence"' not in html
+    assert 'id="power"' in summary
+    assert big.to_dict()["evidence"]["label"] is None
+
+
+def test_equal_opportunity_is_not_repeated_and_only_decisive_metrics_are_coloured(audit, html_en: str) -> None:
+    from sandbox.fairness._private.report_plots import bar_colours
+
+    assert audit.rules.decisive_metrics == ("equalized_odds",)
+    table = html_en.split("<h3>Disparities</h3>", 1)[1].split("</table>", 1)[0]
+    rows = table.split("<tr>")[2:]
+    assert rows and not any("<td>equal opportunity" in r for r in rows)
+    assert "is part of each equalized-odds line and is not repeated" in html_en
+    assert "equal opportunity difference" not in audit.verdict.reason
+    for r in rows:
+        coloured = re.findall(r'class="badge (pass|review|fail)"', r)
+        if "<td>equalized odds *</td>" in r and "<td>between groups</td>" in r:
+            assert len(coloured) == 1, r
+        else:
+            assert not coloured, r  # decides nothing: grey, never red
+    d = audit.disparities
+    colours = bar_colours(d)
+    grey = "#57606a"
+    assert all(c == grey for c, dec in zip(colours, d["decisive"], strict=True) if not dec)
+    assert any(c != grey for c in colours)
+
+
+def test_dutch_report_uses_the_callers_dutch_labels() -> None:
+    import synthetic
+
+    rng = np.random.default_rng(8)
+    n = 4_000
+    sf = pd.DataFrame(
+        {
+            "gender": rng.choice(["male", "female"], n),
+            "migration_background": rng.choice(["nederland", "buiten_europa"], n),
+        }
+    )
+    yt, yp = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    pol = Policy.from_mapping(
+        {
+            "fairness": {
+                "protected_attributes": ["gender", "migration_background"],
+                "intersections": [["gender", "migration_background"]],
+            }
+        }
+    )
+    audit = audit_predictions(yt, yp, sf, policy=pol, n_boot=100, random_state=0)
+    labels = {
+        a: {c: nl for c, (nl, _) in synthetic.CATEGORY_LABELS[a].items()} for a in ("gender", "migration_background")
+    }
+    names = {"gender": "geslacht", "migration_background": "migratieachtergrond"}
+    html = audit.to_html(lang="nl", labels=labels, attribute_labels=names)
+    assert "<td>geslacht × migratieachtergrond</td>" in html and "<td>vrouw × buiten Europa</td>" in html
+    assert "buiten_europa" not in html and ">female<" not in html
+    assert "buiten_europa" in audit.to_html(lang="nl")  # without labels the codes stay
+    with pytest.raises(FairnessInputError, match=r"labels\['gender'\]\['male'\] must be a non-empty label"):
+        audit.to_html(lang="nl", labels={"gender": {"male": ""}})
+
+
+def test_report_says_what_it_belongs_to() -> None:
+    rng = np.random.default_rng(9)
+    sf = pd.DataFrame({"gender": rng.choice(["man", "vrouw"], 2_000)})
+    audit = audit_predictions(rng.integers(0, 2, 2_000), rng.integers(0, 2, 2_000), sf, n_boot=100, random_state=0)
+    assert len(audit.rules.policy_sha256) == 64  # the shipped default policy, loaded from its file
+    meta = {
+        "request": "req-0007 Vroegsignalering v1",
+        "model": "res-m-42",
+        "target": "registered_problematic_debt",
+        "features": ["income_band", "arrears_energy"],
+        "dataset": "households",
+        "dataset_version": 3,
+        "author": "analist.a",
+        "policy_sha256": audit.rules.policy_sha256,
+    }
+    html = audit.to_html(lang="nl", metadata=meta)
+    about = html.split('<section id="about">', 1)[1].split("</section>", 1)[0]
+    assert html.index('<section id="about">') < html.index('<section id="summary"')
+    for word in ("vrijgaveverzoek", "req-0007 Vroegsignalering v1", "income_band, arrears_energy", "analist.a"):
+        assert word in about
+    assert f"<td>{audit.rules.policy_sha256}</td>" in about and "<td>3</td>" in about
+    assert "warning" not in about
+    other = audit.to_html(metadata={**meta, "policy_sha256": "0" * 64})
+    assert 'class="mismatch"' in other and f"but this audit applied policy {audit.rules.policy_sha256[:12]}" in other
+    with pytest.raises(FairnessInputError, match=r"unknown report metadata \['modle'\]; the fields are"):
+        audit.to_html(metadata={"modle": "x"})

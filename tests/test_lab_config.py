@@ -47,3 +47,21 @@ def test_free_port_is_bindable() -> None:
 def test_missing_notebook_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(OutputPathError, match=r"Notebook folder .* does not exist; pass --notebooks DIR"):
         lab_mod.start_lab(tmp_path / "ws", tmp_path / "nope", vault=False)
+
+
+def test_the_shipped_notebooks_are_served_as_working_copies(tmp_path: Path) -> None:
+    """Running and saving in the lab never writes into the templates: the lab serves copies in the workspace."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        (templates / name).write_text(json.dumps({"cells": [], "name": name}))
+    ws = tmp_path / "ws"
+    served = lab_mod.working_copies(ws, templates)
+    assert served == ws / "notebooks" and sorted(p.name for p in served.iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
+    (served / "01_a.ipynb").write_text("the analyst's edited copy")
+    (templates / "03_c.ipynb").write_text("{}")
+    lab_mod.working_copies(ws, templates)  # a new template arrives; the edited copy is kept
+    assert (served / "01_a.ipynb").read_text() == "the analyst's edited copy"
+    assert (served / "03_c.ipynb").exists() and (templates / "01_a.ipynb").read_text().startswith("{")
+    repo_notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    assert repo_notebooks == lab_mod.TEMPLATES

@@ -100,3 +100,24 @@ def test_round_trip_property(cats: list[str], lo: int, width: int) -> None:
         )
     )
     assert TableSchema.from_json(s.to_json()) == s
+
+
+def test_category_labels_are_optional_aligned_and_round_trip() -> None:
+    from sandbox._private.shared.schema import Column
+
+    col = Column(
+        "tenure",
+        "category",
+        "woonsituatie",
+        "tenure",
+        categories=("owner", "renter"),
+        category_labels_nl=("eigenaar", "huurder"),
+        category_labels_en=("owner", "tenant"),
+    )
+    assert col.category_label("renter") == "huurder" and col.category_label("renter", "en") == "tenant"
+    assert col.category_label("unknown") == "unknown"
+    assert Column.from_dict(col.to_dict()) == col
+    bare = Column("x", "category", "x", "x", categories=("a", "b"))
+    assert "category_labels_nl" not in bare.to_dict() and bare.category_label("a") == "a"
+    with pytest.raises(SchemaError, match=r"has 1 category_labels_nl for 2 categories; give one label per category"):
+        Column("x", "category", "x", "x", categories=("a", "b"), category_labels_nl=("a",))

@@ -46,6 +46,57 @@ def test_zero_cell_follows_policy(zeros: str) -> None:
         assert "cell (x, y) is empty" in c.reasons[0]
 
 
+@pytest.mark.parametrize("zeros", ["pass", "review", "fail"])
+def test_all_zero_magnitude_cell_follows_the_zeros_policy(zeros: str) -> None:
+    """'All 15 households have zero debt' shows every household's debt: SDC Handbook 5.2, group disclosure."""
+    rules = DisclosureRules(zeros=zeros)  # type: ignore[arg-type]
+    c = check_cell(stats_from(("single", "utrecht"), [0.0] * 15), rules)
+    assert c.verdict == zeros
+    if zeros == "pass":
+        assert c.reasons == ()
+    else:
+        assert c.reasons == (
+            "cell (single, utrecht): all 15 households contribute exactly 0, so the cell shows the value of every one "
+            f"of them (group attribute disclosure, SDC Handbook 5.2; policy zeros: {zeros}); merge categories or "
+            "explain why the zero is structural",
+        )
+        assert "15" not in c.coarse_reasons[0] and "every contribution is 0" in c.coarse_reasons[0]
+
+
+def test_all_zero_rule_needs_every_contribution_zero_and_adds_to_the_minimum_count() -> None:
+    one = check_cell(stats_from(("a",), [0.0] * 14 + [3.0]), RULES)  # one non-zero: dominance, not the zero rule
+    assert one.verdict == "fail" and not any("contribute exactly 0" in r for r in one.reasons)
+    assert check_cell(stats_from(("a",), [1.0] * 15), RULES).verdict == "pass"
+    assert check_cell(stats_from(("a",), [0.0] * 14 + [-3.0]), RULES).reasons == (
+        "cell (a) has negative contributions; dominance and p-ratio assume non-negative values, so a reviewer must "
+        "judge whether one household can be recognised",
+    )  # a signed total of -3 with largest 0 is not all-zero
+    small = check_cell(stats_from(("a",), [0.0] * 3), RULES)
+    assert small.verdict == "fail" and len(small.reasons) == 2  # 3 households, and all of them zero
+    assert "rests on 3 households" in small.reasons[0] and "all 3 households contribute exactly 0" in small.reasons[1]
+
+
+def test_all_zero_cell_from_the_engine_reaches_the_rule() -> None:
+    from test_dp_tables import engine_policy, households_frame, households_schema
+
+    from sandbox._private.shared.query import AggregateQuery
+    from sandbox._private.vault.dp.engine import DPEngine
+    from sandbox._private.vault.dp.tabledata import TableData
+    from sandbox._private.vault.gate.sdc import cells_from_private
+
+    frame = households_frame(300, seed=5)
+    frame.loc[frame.household_type == "single", "income"] = 0.0  # every single household: zero income
+    table = TableData.from_frame(frame, households_schema())
+    for kind in ("sum", "mean"):
+        q = AggregateQuery("households", kind, "income", epsilon=1.0, by=("household_type",))
+        checks = check_table(cells_from_private(DPEngine(engine_policy()).answer(q, table).private), RULES)
+        by_key = {c.key: c for c in checks.cells}
+        single = by_key[("single",)]
+        n_single = int((frame.household_type == "single").sum())
+        assert single.verdict == "review" and f"all {n_single} households contribute exactly 0" in single.reasons[-1]
+        assert all("contribute exactly 0" not in r for c in checks.cells if c.key != ("single",) for r in c.reasons)
+
+
 def test_dominance_hand_computed() -> None:
     # 12 households: two of 450 and ten of 10 -> total 1000, top two 900 = 90% > 85%
     c = check_cell(stats_from(("a",), [450, 450] + [10] * 10), RULES)
@@ -143,7 +194,9 @@ def brute_force(contributions: list[int] | None, count: int, rules: DisclosureRu
             found.append("fail")
         if values[0] > 0 and sum(values[2:]) < rules.p_ratio * values[0]:
             found.append("fail")
-    return "fail" if "fail" in found else "pass"
+        if all(v == 0 for v in values) and rules.zeros != "pass":  # every contribution zero: group disclosure
+            found.append(rules.zeros)
+    return "fail" if "fail" in found else "review" if "review" in found else "pass"
 
 
 rules_strategy = st.builds(

@@ -236,3 +236,18 @@ def test_parameter_precedence_file_then_params_then_cli(tmp_path: Path) -> None:
     yaml_file.write_text("label: from-file\nn: 1\nepsilon: 0.5\n")
     got = _resolve_parameters(nb, _Inputs({"n": 2, "epsilon": 0.7}, [("epsilon", "0.9")], yaml_file))
     assert got == {"label": "from-file", "n": 2, "epsilon": 0.9}
+
+
+def test_a_run_keeps_marked_frames_as_the_lab_does(tmp_path: Path) -> None:
+    """Study kernels load the sandbox extension: a dummy frame is stored; an untagged frame is dropped."""
+    body = [
+        "import pandas as pd\nfrom sandbox._private.kernel.mime import DUMMY_ATTR\n"
+        "dummy = pd.DataFrame({'income': [11111, 22222]})\ndummy.attrs[DUMMY_ATTR] = {'dataset': 'households'}\n"
+        "dummy.head(2)",
+        "pd.DataFrame({'income': [31330 + 7 + i for i in range(n)]})",
+    ]
+    nb_path = write_notebook(tmp_path / "study.ipynb", body=body)
+    record = run_study(nb_path, workspace=tmp_path / "ws", progress=False, vault=False)
+    stored = (tmp_path / "ws" / "runs" / record.run_id / "output.ipynb").read_text()
+    assert record.status == "succeeded" and record.scrubbed_outputs == 1
+    assert "22222" in stored and "application/vnd.sandbox.dummy+json" in stored and "31337" not in stored

@@ -16,6 +16,7 @@ from sandbox._private.kernel.mime import SANDBOX_DUMMY_MIME, SANDBOX_RESULT_MIME
 from sandbox._private.kernel.studies.presave import STATUS, pre_save_hook, refusal_message
 from sandbox._private.kernel.studies.scrub import (
     PLACEHOLDER_PREFIX,
+    Finding,
     classify_output,
     find_protected_outputs,
     looks_tabular,
@@ -125,9 +126,30 @@ def test_refusal_message_lists_cells_and_names_the_fix() -> None:
     model = {"type": "notebook", "content": nb_with(*[leak] * 7)}
     msg = refusal_message("study.ipynb", model)
     assert msg is not None
-    assert "study.ipynb has 7 output(s)" in msg and "cell 0, output 0" in msg and "(and 2 more)" in msg
+    assert "study.ipynb has 7 output(s)" in msg and "(and 2 more)" in msg
+    # cells are named as JupyterLab shows them: by the prompt number, and counted from 1 from the top
+    assert "cell [1] (1st cell from the top)" in msg and "cell 0" not in msg
     assert "Clear those outputs" in msg
     assert refusal_message("a.py", {"type": "file", "content": repr(FRAME)}) is None
+
+
+def test_a_refused_cell_is_named_by_its_prompt_and_position() -> None:
+    cells = [
+        {"cell_type": "markdown", "id": "m", "source": "# t", "metadata": {}},
+        {"cell_type": "code", "id": "a", "source": "x", "metadata": {}, "execution_count": None, "outputs": []},
+        {
+            "cell_type": "code",
+            "id": "b",
+            "source": "df",
+            "metadata": {},
+            "execution_count": 7,
+            "outputs": [stream("ok\n"), stream(repr(FRAME))],
+        },
+    ]
+    findings = find_protected_outputs({"cells": cells})
+    assert [f.describe().split(":")[0] for f in findings] == ["cell [7] (3rd cell from the top), output 2"]
+    unrun = Finding(1, 0, "x").describe()
+    assert unrun.startswith("the 2nd cell from the top") and "[" not in unrun
 
 
 def test_jupyter_contents_manager_refuses_the_save(tmp_path: Path) -> None:

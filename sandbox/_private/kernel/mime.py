@@ -18,6 +18,8 @@ How a display gets marked
   extension by type.
 - A dummy frame from ``dataset.dummy(n)`` carries ``frame.attrs[DUMMY_ATTR] = {"dataset": name}``; the
   extension displays it with the key :data:`SANDBOX_DUMMY_MIME` (see :func:`dummy_bundle`).
+- A frame built from a vault result (``DPResult.to_pandas()``, ``AuditResult.by_group``/``disparities``) carries
+  ``frame.attrs[RESULT_ATTR]``; the extension displays it with :data:`SANDBOX_RESULT_MIME`.
 - A public schema is displayed by the extension with :data:`SANDBOX_PUBLIC_MIME`.
 """
 
@@ -34,6 +36,7 @@ __all__ = [
     "SANDBOX_PUBLIC_MIME",
     "MARKER_MIMES",
     "DUMMY_ATTR",
+    "RESULT_ATTR",
     "result_bundle",
     "dummy_bundle",
     "is_marked",
@@ -55,6 +58,10 @@ MARKER_MIMES: frozenset[str] = frozenset(
 #: ``attrs`` through ``head()``, selections and copies, and the IPython extension displays tagged frames
 #: with :data:`SANDBOX_DUMMY_MIME`.
 DUMMY_ATTR = "sandbox_dummy"
+#: Key in ``DataFrame.attrs`` of a frame built from a vault result (``DPResult.to_pandas()``, an audit's
+#: ``by_group`` / ``disparities``): ``{"kind", "id", "sha256", "dataset", "epsilon"}``; displayed with
+#: :data:`SANDBOX_RESULT_MIME`.
+RESULT_ATTR = "sandbox_result"
 
 
 def _jsonable(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""What the client gets back from the vault: immutable DP results, fitted models and costs.
+"""What the client gets back from the vault: immutable DP results, fairness audits and costs.
 
 A :class:`DPResult` is minted by the vault and recorded in its ledger under ``id`` with the sha256 of its
 public content; the client object is a read-only view of that payload (the release gate later checks id and
@@ -8,23 +8,22 @@ hash). In a notebook it renders as an HTML table with the noise scale or 95% err
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
 import pandas as pd
 
 from sandbox._private.shared.errors import QueryError
-from sandbox._private.shared.query import check_epsilon
+
+from .mime import RESULT_ATTR
 
 if TYPE_CHECKING:
     from sandbox.fairness import FairnessAudit
 
-__all__ = ["DPResult", "FittedModel", "AuditResult", "QueryCost", "freeze"]
+__all__ = ["DPResult", "AuditResult", "QueryCost", "Minted", "freeze", "thaw", "mark_frame"]
 
 _HTML_ROWS = 200  # rows shown in a notebook; to_pandas() has them all
 
@@ -49,14 +48,31 @@ def thaw(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class QueryCost:
-    """What a query or fit would cost, without spending anything."""
+    """What a query or fit would cost, without spending anything, and what the vault warns about."""
 
     epsilon: float
     delta: float
+    warnings: tuple[str, ...] = ()
+
+
+def mark_frame(frame: pd.DataFrame, result: Minted) -> pd.DataFrame:
+    """Tag a frame built from a vault result, so the notebook display keeps it when saving or storing a run.
+
+    The tag (``frame.attrs[RESULT_ATTR]``) names the result; pandas keeps ``attrs`` through ``head()``, selections
+    and copies. It is a hygiene marker for the save guard, not a security boundary (see :mod:`.mime`).
+    """
+    frame.attrs[RESULT_ATTR] = {
+        "kind": result.kind,
+        "id": result.id,
+        "sha256": result.sha256,
+        "dataset": result.dataset,
+        "epsilon": result.epsilon,
+    }
+    return frame
 
 
 @dataclass(frozen=True)
-class _Minted:
+class Minted:
     """Fields every vault-minted answer has."""
 
     id: str
@@ -122,7 +138,7 @@ def _error_text(cell: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class DPResult(_Minted):
+class DPResult(Minted):
     """A differentially private aggregate, minted and stored by the vault.
 
     Attributes
@@ -143,7 +159,29 @@ class DPResult(_Minted):
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per cell: group keys (and bin edges), the DP value and its noise description."""
-        return _cells(self.values)
+        return mark_frame(_cells(self.values), self)
+
+    @property
+    def value(self) -> float:
+        """The DP value of an ungrouped answer (one cell); grouped answers: use :meth:`to_pandas`."""
+        rows = self.values.get("rows")
+        if not isinstance(rows, Sequence) or len(rows) != 1 or self.query.get("by"):
+            n = len(rows) if isinstance(rows, Sequence) else 0
+            raise QueryError(
+                f"This answer has {n} cells (grouped by {list(self.query.get('by') or [])}); .value is for one "
+                "ungrouped cell. Use .to_pandas() for the table, or ask without by=."
+            )
+        value = rows[0]["value"]
+        return float(value)
+
+    @property
+    def ci95(self) -> float | None:
+        """Half-width of the 95% error interval of an ungrouped answer (``None`` when it has none)."""
+        rows = self.values.get("rows")
+        if not isinstance(rows, Sequence) or len(rows) != 1 or self.query.get("by"):
+            raise QueryError("ci95 is for one ungrouped cell; the table's ci95 column is in .to_pandas().")
+        half = rows[0].get("ci95")
+        return None if half is None else float(half)
 
     def __repr__(self) -> str:
         q = self.query
@@ -179,92 +217,7 @@ def _fmt(v: Any) -> str:
 
 
 @dataclass(frozen=True)
-class FittedModel(_Minted):
-    """A DP model fitted in the vault; only its parameters (JSON) leave.
-
-    ``predict`` and ``predict_proba`` run here, on dummy or public data, from those parameters.
-    """
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> FittedModel:
-        return cls(**cls._fields_from(payload))
-
-    @property
-    def params(self) -> Mapping[str, Any]:
-        """The fitted parameters as the vault released them (read-only)."""
-        return self.values
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        spec: Mapping[str, Any] = self.query["spec"]
-        return spec
-
-    def _frame(self, frame: Any) -> pd.DataFrame:
-        if not isinstance(frame, pd.DataFrame):
-            raise QueryError(f"predict needs a pandas DataFrame of dummy or public rows, got {type(frame).__name__}.")
-        return frame
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predictions for the rows of ``frame`` (dummy or public data with the spec's feature columns)."""
-        from sandbox._private.shared import model_params
-
-        return np.asarray(model_params.predict_from_params(thaw(self.values), self._frame(frame)))
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Class probabilities (classifiers only), columns in the order of ``params['classes']``."""
-        from sandbox._private.shared import model_params
-
-        return np.asarray(model_params.predict_proba_from_params(thaw(self.values), self._frame(frame)))
-
-    def audit(self, protected: Sequence[str] | str | None = None, epsilon: float | None = None) -> AuditResult:
-        """Audit this model for fairness in the vault, on the protected rows; the released numbers are DP.
-
-        Parameters
-        ----------
-        protected : str or sequence of str, optional
-            Protected attributes to audit (``None``: every protected attribute of the policy the table has).
-            Intersections the policy declares are audited when all their attributes are included.
-        epsilon : float, optional
-            Privacy loss of the audit (``None``: the policy's ``fairness.audit_epsilon``). Charged in the ledger;
-            the identical request again returns the stored audit at no cost.
-
-        Returns
-        -------
-        AuditResult
-            Pass it to ``ws.release([...])`` together with the model.
-
-        Raises
-        ------
-        QueryError
-            Unknown attribute, not a binary classifier, invalid epsilon.
-        BudgetExceededError
-            Not enough budget left on the dataset (or for you).
-        """
-        transport = getattr(self, "_transport", None)
-        if transport is None:
-            raise QueryError(
-                f"model {self.id} is not connected to a vault; get it from hh.fit(...) or ws.result({self.id!r})."
-            )
-        if epsilon is not None:
-            epsilon = check_epsilon(epsilon)
-        attrs = [protected] if isinstance(protected, str) else None if protected is None else list(protected)
-        payload = transport.charge(f"/v1/models/{self.id}/audit", {"protected": attrs, "epsilon": epsilon})
-        return AuditResult.from_payload(payload)._bind(transport)
-
-    def __repr__(self) -> str:
-        spec = self.query.get("spec", {})
-        return (
-            f"FittedModel({spec.get('estimator')} target={spec.get('target')} on {self.dataset} v{self.version}, "
-            f"ε={self.epsilon:g}, id={self.id})"
-        )
-
-    def _repr_html_(self) -> str:
-        body = html.escape(json.dumps(thaw(self.values), indent=1)[:4000])
-        return f"<p>{html.escape(repr(self))}</p><pre>{body}</pre>"
-
-
-@dataclass(frozen=True)
-class AuditResult(_Minted):
+class AuditResult(Minted):
     """A fairness audit of a fitted model, computed in the vault on protected rows; every count in it is DP.
 
     ``values`` is the audit as the vault stored it (``FairnessAudit.to_dict()`` plus ``model_id``); :attr:`audit`
@@ -301,12 +254,12 @@ class AuditResult(_Minted):
     @property
     def by_group(self) -> pd.DataFrame:
         """Group metrics with intervals (suppressed groups without numbers)."""
-        return self.audit.by_group
+        return mark_frame(self.audit.by_group.copy(), self)
 
     @property
     def disparities(self) -> pd.DataFrame:
         """Disparities with intervals and verdicts."""
-        return self.audit.disparities
+        return mark_frame(self.audit.disparities.copy(), self)
 
     def to_html(self, lang: str = "en") -> str:
         """Render the self-contained HTML report (``lang`` 'en' or 'nl')."""

@@ -8,17 +8,21 @@ vault come back as the matching :class:`~sandbox.SandboxError` subclass with the
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sandbox._private.shared.errors import AuthError, SandboxError
+from sandbox._private.shared.errors import AuthError, SandboxError, SandboxWarning
 from sandbox._private.shared.query import AggregateQuery, check_delta, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .results import AuditResult, DPResult, FittedModel, QueryCost
+from .budget import Budget
+from .fitted import FittedModel
+from .mime import DUMMY_ATTR
+from .results import AuditResult, DPResult, QueryCost
 from .transport import Transport
 
 __all__ = ["connect", "Workspace", "Dataset"]
@@ -74,6 +78,7 @@ class Dataset:
         for col in self.schema.columns:
             if col.kind == "category" and col.name in df:
                 df[col.name] = pd.Categorical(df[col.name], categories=list(col.categories))
+        df.attrs[DUMMY_ATTR] = {"dataset": self.name}  # the notebook display keeps it (a hygiene mark)
         return df
 
     # -- DP aggregates -------------------------------------------------------------------------------------
@@ -225,11 +230,14 @@ class Dataset:
             body = self._t.post(
                 "/v1/fit/cost", {"dataset": self.name, "spec": _spec_dict(kind_or_spec), "epsilon": epsilon}
             )
-        return QueryCost(float(body["epsilon"]), float(body["delta"]))
+        warnings_ = tuple(str(w) for w in body.get("warnings", ()))
+        for text in warnings_:
+            warnings.warn(text, SandboxWarning, stacklevel=2)
+        return QueryCost(float(body["epsilon"]), float(body["delta"]), warnings_)
 
-    def budget(self) -> dict[str, Any]:
+    def budget(self) -> Budget:
         """Return the budget of this dataset: total, spent, remaining (and yours)."""
-        return dict(self._t.get(f"/v1/budget/{self.name}"))
+        return Budget.from_payload(self._t.get(f"/v1/budget/{self.name}"))
 
 
 def _body(query: AggregateQuery) -> dict[str, Any]:
@@ -280,9 +288,9 @@ class Workspace:
         _ = handle.schema
         return handle
 
-    def budget(self, name: str) -> dict[str, Any]:
+    def budget(self, name: str) -> Budget:
         """Budget of dataset ``name``: ``epsilon_total``, ``epsilon_spent``, ``epsilon_remaining``, ..."""
-        return dict(self._t.get(f"/v1/budget/{name}"))
+        return Budget.from_payload(self._t.get(f"/v1/budget/{name}"))
 
     def release(self, items: Sequence[Any], *, title: str, purpose: str, justification: str = "") -> Any:
         """Ask the vault's release gate to release ``items`` (results minted by the vault).

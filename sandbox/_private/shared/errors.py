@@ -86,3 +86,7 @@ class StudyRunError(SandboxError, RuntimeError):
 
 class InternalError(SandboxError, RuntimeError):
     """An internal invariant failed. This is probably a bug in the sandbox: please report it."""
+
+
+class SandboxWarning(UserWarning):
+    """Something will be refused, though nothing failed yet (e.g. ``cost()`` of a spec that ``fit()`` refuses)."""

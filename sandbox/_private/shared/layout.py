@@ -18,6 +18,7 @@
         reports/                    fairness reports written for the author
         review_reports/             fairness reports written by reviewers (notebook 04)
         lab/                        JupyterLab's settings and IPython profile for ``sandbox lab``
+        notebooks/                  working copies of the shipped notebooks that ``sandbox lab`` serves
         population/                 a generated synthetic population (``make demo``)
 """
 
@@ -146,6 +147,11 @@ class WorkspaceLayout:
     @property
     def lab(self) -> Path:
         return self.workspace / "lab"
+
+    @property
+    def notebooks(self) -> Path:
+        """The analyst's working copies of the shipped notebooks, which ``sandbox lab`` serves."""
+        return self.workspace / "notebooks"
 
     @property
     def population(self) -> Path:

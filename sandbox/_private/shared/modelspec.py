@@ -13,7 +13,7 @@ the logistic regression receives; no bound is ever read from the rows (DESIGN in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -177,18 +177,43 @@ class ModelSpec:
         Raises
         ------
         QueryError
-            Person-level table, unknown column, id column, a target of the wrong kind, or a forbidden feature.
+            Person-level table, unknown column, id column, a target of the wrong kind, or a feature the policy
+            refuses (:meth:`policy_refusals`).
         """
+        self.check_schema(schema)
+        refusals = self.policy_refusals(policy)
+        if refusals:
+            raise QueryError(" ".join(refusals))
+
+    def policy_refusals(self, policy: Policy) -> list[str]:
+        """Why the policy refuses this spec's features (empty when it does not), each naming the fix.
+
+        A feature the policy forbids (``forbidden_features``, also as a one-hot name such as ``nationality_NL``)
+        is refused before anything is charged. The answer depends only on the spec and the policy.
+        """
+        forbidden = sorted(f for f in self.features if _matches_any(f, policy.forbidden_features))
+        if not forbidden:
+            return []
+        return [f"Features {forbidden} are forbidden by the policy (forbidden_features); remove them from features."]
+
+    def policy_warnings(self, policy: Policy) -> list[str]:
+        """Say what the gate will ask reviewers about these features (direct distinction), for ``cost()``."""
+        direct = sorted(set(self.features) & set(policy.fairness.protected_attributes))
+        if not direct:
+            return []
+        return [
+            f"Features {direct} are protected attributes (fairness.protected_attributes): using them directly is "
+            "direct distinction; the release gate sends the model to review, and reviewers need a legal "
+            "justification. Leave them out unless you have one."
+        ]
+
+    def check_schema(self, schema: TableSchema) -> None:
+        """Check target and features against the public schema alone (see :meth:`check`)."""
         if schema.max_rows_per_unit != 1:
             raise QueryError(
                 f"Models are fitted on one row per privacy unit, but {schema.name!r} allows "
                 f"{schema.max_rows_per_unit} rows per {schema.privacy_unit}; fit on the household-level table "
                 "(aggregate person rows to their household first)."
-            )
-        forbidden = sorted(set(self.features) & set(policy.forbidden_features))
-        if forbidden:
-            raise QueryError(
-                f"Features {forbidden} are forbidden by the policy (forbidden_features); remove them from features."
             )
         for name in (self.target, *self.features):
             if name not in schema:
@@ -303,6 +328,11 @@ class FitQuery:
                 "epsilon": repr(self.epsilon + 0.0),
             }
         )
+
+
+def _matches_any(feature: str, names: Sequence[str]) -> bool:
+    """Whether ``feature`` is one of ``names`` or a one-hot column of one (``nationality_NL``, ``nationality=NL``)."""
+    return any(feature == n or feature.startswith((f"{n}_", f"{n}=")) for n in names)
 
 
 _sha = canonical_sha256

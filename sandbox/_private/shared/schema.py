@@ -62,6 +62,9 @@ class Column:
         Whether missing values are allowed.
     description : str
         Free text for analysts and reviewers.
+    category_labels_nl, category_labels_en : tuple of str
+        Optional display labels of a category column's values, in the order of ``categories`` (reports and the
+        review page show them; codes stay the values).
     """
 
     name: str
@@ -73,6 +76,8 @@ class Column:
     categories: tuple[str, ...] = ()
     nullable: bool = False
     description: str = ""
+    category_labels_nl: tuple[str, ...] = ()
+    category_labels_en: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name(self.name, "Column")
@@ -109,6 +114,21 @@ class Column:
                 raise SchemaError(f"Column {self.name!r}: every category must be a non-empty string.")
         elif self.categories:
             raise SchemaError(f"Column {self.name!r} ({self.kind}) cannot have categories.")
+        for lang in ("nl", "en"):
+            labels = tuple(getattr(self, f"category_labels_{lang}"))
+            object.__setattr__(self, f"category_labels_{lang}", labels)
+            if labels and len(labels) != len(self.categories):
+                raise SchemaError(
+                    f"Column {self.name!r} has {len(labels)} category_labels_{lang} for {len(self.categories)} "
+                    "categories; give one label per category, in the same order, or none."
+                )
+
+    def category_label(self, code: str, lang: str = "nl") -> str:
+        """Return the display label of category ``code`` in ``lang`` ('nl' or 'en'); the code when there is none."""
+        labels = self.category_labels_nl if lang == "nl" else self.category_labels_en
+        if labels and code in self.categories:
+            return labels[self.categories.index(code)]
+        return code
 
     @property
     def is_numeric(self) -> bool:
@@ -141,12 +161,28 @@ class Column:
             out["nullable"] = True
         if self.description:
             out["description"] = self.description
+        if self.category_labels_nl:
+            out["category_labels_nl"] = list(self.category_labels_nl)
+        if self.category_labels_en:
+            out["category_labels_en"] = list(self.category_labels_en)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Column:
         """Build a column from its JSON form; unknown keys are an error."""
-        allowed = {"name", "kind", "label_nl", "label_en", "lower", "upper", "categories", "nullable", "description"}
+        allowed = {
+            "name",
+            "kind",
+            "label_nl",
+            "label_en",
+            "lower",
+            "upper",
+            "categories",
+            "nullable",
+            "description",
+            "category_labels_nl",
+            "category_labels_en",
+        }
         if not isinstance(data, Mapping):
             raise SchemaError(f"A column must be a JSON object, got {type(data).__name__}.")
         extra = set(data) - allowed
@@ -167,6 +203,8 @@ class Column:
             categories=tuple(data.get("categories", ())),
             nullable=bool(data.get("nullable", False)),
             description=str(data.get("description", "")),
+            category_labels_nl=tuple(data.get("category_labels_nl", ())),
+            category_labels_en=tuple(data.get("category_labels_en", ())),
         )
 
 

@@ -37,6 +37,20 @@ class Verdict:
     def __str__(self) -> str:
         return self.status
 
+    def __repr__(self) -> str:
+        n = len(self.reasons)
+        return f"Verdict({self.status!r}, {n} reason{'' if n == 1 else 's'}; see .reasons)"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colour = {"pass": "#1a7f37", "review": "#9a6700", "fail": "#cf222e"}[self.status]
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in self.reasons)
+        return (
+            f"<p><b style='color:{colour}'>{html.escape(self.status)}</b> "
+            f"({len(self.reasons)} reason{'' if len(self.reasons) == 1 else 's'})</p><ul>{items}</ul>"
+        )
+
     @property
     def reason(self) -> str:
         """All reasons in one sentence-separated string."""

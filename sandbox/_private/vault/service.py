@@ -21,7 +21,7 @@ from sandbox._private.shared.errors import IntegrityError, QueryError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.modelspec import FitQuery
 from sandbox._private.shared.policy import Policy
-from sandbox._private.shared.query import AggregateQuery
+from sandbox._private.shared.query import AggregateQuery, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
 from .dp.engine import Checked, DPEngine
@@ -175,8 +175,17 @@ class VaultService:
         return self.engine.check(fq, self._schema(record)), fq, record
 
     def fit_cost(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        _, fq, _ = self._prepare_fit(body)
-        return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict()}
+        """Cost a fit; a spec the policy refuses is costed too, with the refusal as a warning."""
+        fq = FitQuery.from_dict(body)
+        record = self.ledger.dataset(fq.dataset)
+        refusals = fq.spec.policy_refusals(self.policy)
+        if refusals:  # cost it anyway, so the analyst learns why fit() would refuse before trying
+            fq.spec.check_schema(self._schema(record))
+            check_epsilon(fq.epsilon, cap=self.policy.budget.epsilon_per_query_max)
+        else:
+            self._prepare_fit(body)
+        warnings = [f"fit() will refuse this spec: {w}" for w in refusals] + fq.spec.policy_warnings(self.policy)
+        return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict(), "warnings": warnings}
 
     def fit(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
         checked, fq, record = self._prepare_fit(body)

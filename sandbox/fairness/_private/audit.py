@@ -18,14 +18,24 @@ from .bootstrap import make_rng
 from .calibration import calibration_by_group
 from .counts import CountTable, FacetCounts, count_table
 from .engine import AuditTables, compute_tables
+from .evidence import Evidence, audit_evidence
 from .inputs import as_binary, as_scores, encode_sensitive
 from .proxies import ProxyReport, proxy_check
+from .report_labels import ReportMetadata
 from .rules import AuditRules, resolve_rules
 from .verdict import Verdict
 
 __all__ = ["FairnessAudit", "audit_predictions", "audit_from_counts", "confusion_counts", "check_n_boot"]
+__all__ += ["INTERVAL_METHOD"]
 
 _MIN_BOOT, _MAX_BOOT = 50, 100_000
+#: How the intervals are made (also in the dict form, for readers of a released audit).
+INTERVAL_METHOD = (
+    "group rates: Clopper-Pearson (exact counts) or bootstrap-t with the DP noise (noisy counts), each group on its "
+    "own; gaps between groups: simultaneous intervals over all pairs of groups of all facets of a metric "
+    "(Clopper-Pearson bounds combined by MOVER at the level of a bootstrap max-t critical value), so the gap test's "
+    "false-alarm rate with equal groups is at most 1 - confidence_level for the whole audit"
+)
 
 
 def check_n_boot(n_boot: int) -> int:
@@ -42,7 +52,9 @@ class FairnessAudit:
     """The result of a fairness audit: group metrics, disparities, verdict, each number with an interval.
 
     Build it with :func:`audit_predictions` or :func:`audit_from_counts`. ``by_group`` and ``disparities`` return
-    fresh DataFrames; ``verdict`` is the policy's decision with its reasons; ``to_html`` renders the report.
+    fresh DataFrames; ``verdict`` is the policy's decision with its reasons; ``evidence`` says whether the data
+    could show the model fair and how large a gap each decisive test detects with 80% power; ``to_html`` renders
+    the report.
     """
 
     rules: AuditRules
@@ -75,11 +87,24 @@ class FairnessAudit:
         """The overall verdict under the policy's fairness definition, with reasons."""
         return self.tables.verdict
 
+    @property
+    def evidence(self) -> Evidence:
+        """Power of each decisive gap, and whether a ``review`` comes only from too little data."""
+        return audit_evidence(self.tables.disparities, self.verdict.status)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict (NaN become ``None``; the note columns say why)."""
+        evidence = self.evidence
         out = {
             "format": "sandbox.fairness_audit/1",
-            "verdict": {"status": self.verdict.status, "reasons": list(self.verdict.reasons)},
+            "verdict": {
+                "status": self.verdict.status,
+                "reasons": list(self.verdict.reasons),
+                # a review that comes only from too little data: show evidence.label before anyone approves
+                "insufficient_evidence": evidence.insufficient,
+            },
+            "evidence": evidence.to_dict(),
+            "interval_method": INTERVAL_METHOD,
             "policy": {"name": self.rules.policy_name, "sha256": self.rules.policy_sha256},
             "definition": self.rules.definition,
             "definition_reason": self.rules.definition_reason,
@@ -124,17 +149,46 @@ class FairnessAudit:
 
         return audit_from_dict(data)
 
-    def to_html(self, lang: str = "en") -> str:
-        """Render the self-contained HTML report (``lang`` 'en' or 'nl'): summary first, plots inline, then tables."""
+    def to_html(
+        self,
+        lang: str = "en",
+        *,
+        metadata: ReportMetadata | Mapping[str, Any] | None = None,
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+        attribute_labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Render the self-contained HTML report: what it belongs to, summary first, plots inline, then tables.
+
+        Parameters
+        ----------
+        lang : {"en", "nl"}
+            Language of the report's words.
+        metadata : ReportMetadata or mapping, optional
+            Which request, model, target, features, dataset version, author and policy the report belongs to;
+            shown at the top. A mapping takes the field names of :class:`ReportMetadata`.
+        labels : mapping of attribute to {category: label}, optional
+            Display labels of the categories (for example the schema's Dutch labels for a Dutch report); groups
+            of intersections are labelled part by part. Categories without a label are shown as they are.
+        attribute_labels : mapping of attribute to label, optional
+            Display names of the protected attributes (for example the schema's ``label_nl``).
+        """
         from .report import render_html
 
-        return render_html(self, lang)
+        return render_html(self, lang, metadata=metadata, labels=labels, attribute_labels=attribute_labels)
 
-    def write_html(self, path: str, lang: str = "en") -> None:
-        """Write :meth:`to_html` to ``path`` (UTF-8)."""
+    def write_html(
+        self,
+        path: str,
+        lang: str = "en",
+        *,
+        metadata: ReportMetadata | Mapping[str, Any] | None = None,
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+        attribute_labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write :meth:`to_html` (same parameters) to ``path`` (UTF-8)."""
         from .report import write_report
 
-        write_report(self, path, lang)
+        write_report(self, path, lang, metadata=metadata, labels=labels, attribute_labels=attribute_labels)
 
     def _repr_html_(self) -> str:
         from .report import render_html
@@ -172,7 +226,10 @@ def _limitations(rules: AuditRules, noise_scale: float, extra: Sequence[str]) ->
     if rules.not_audited:
         out.append(f"protected attributes of the policy not given, so not audited: {', '.join(rules.not_audited)}")
     if noise_scale > 0:
-        out.append(f"counts carry differential-privacy noise (Laplace scale {noise_scale:g}); intervals include it")
+        out.append(
+            f"counts carry differential-privacy noise (Laplace scale {noise_scale:g}); intervals and detectable "
+            "gaps include it"
+        )
     return tuple(out)
 
 
@@ -193,16 +250,18 @@ def audit_from_counts(
     counts : CountTable or DataFrame
         Per-group ``tp, fp, fn, tn`` for each facet (see :meth:`CountTable.to_frame` for the long format).
     noise_scale : float
-        Laplace scale of the DP noise added to each count; the intervals then include fresh noise of that scale.
-        Overrides the table's own ``noise_scale`` when positive.
+        Laplace scale of the DP noise added to each count (before rounding and clipping at 0); the intervals and
+        the detectable gaps then include noise of that scale. Overrides the table's own ``noise_scale`` when
+        positive.
     suppressed : iterable of (attribute, group)
         Groups below the disclosure minimum: reported as suppressed, never as numbers.
     policy : Policy, optional
         Rules to apply; ``None`` uses the default policy for the attributes present.
     n_boot : int
-        Bootstrap resamples for the intervals.
+        Bootstrap resamples that set the critical value of the simultaneous gap intervals (and, with noise, the
+        groups' own intervals); 1000 gives stable 95% intervals.
     random_state : int, Generator or None
-        Seed of the SFC64 generator used for resampling.
+        Seed of the SFC64 generator used for resampling (the DP noise of the counts is not re-drawn).
     limitations : sequence of str
         Extra limitations to state in the report.
 
@@ -294,7 +353,8 @@ def audit_predictions(
         Rules (definition, thresholds, attributes, intersections). ``None``: the default policy's rules for the
         attributes given.
     n_boot : int
-        Bootstrap resamples (multinomial on per-group confusion counts).
+        Bootstrap resamples (multinomial on per-group confusion counts) that set the critical value of the
+        simultaneous gap intervals, and the calibration intervals. Group rates get exact intervals.
     random_state : int, Generator or None
         Seed for the SFC64 generator of the resampling.
     features : DataFrame, optional

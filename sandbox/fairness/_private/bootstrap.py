@@ -3,8 +3,8 @@
 Resampling works on the per-group confusion counts, never on rows and never by re-running metric functions: a
 resample of a facet with ``N`` rows is one multinomial draw of ``N`` over its ``G x 4`` cells (all groups and all
 resamples at once), which is exactly the distribution of the counts of a row bootstrap. When the counts carry DP
-noise of Laplace scale ``b``, every resampled count gets fresh Laplace noise of the same scale and is clipped at 0
-as the release was, so the interval covers sampling error and noise together.
+noise of Laplace scale ``b``, every resampled count gets fresh Laplace noise of the same scale and is rounded and
+clipped at 0 as the release was, so the resamples carry sampling error and noise together.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def resample_counts(counts: np.ndarray, n_boot: int, rng: np.random.Generator, n
         draws = rng.multinomial(total, flat / total, size=n_boot).astype(np.float64)
     if noise_scale > 0:
         draws += rng.laplace(0.0, noise_scale, size=draws.shape)
+        np.rint(draws, out=draws)
         np.clip(draws, 0.0, None, out=draws)
     return draws.reshape(n_boot, *np.shape(counts))
 

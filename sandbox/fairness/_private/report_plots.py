@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["group_rates_png", "disparities_png", "MAX_GROUPS_PLOTTED"]
+__all__ = ["group_rates_png", "disparities_png", "bar_colours", "MAX_GROUPS_PLOTTED"]
 
 MAX_GROUPS_PLOTTED = 40
 _COLOURS = {"pass": "#1a7f37", "review": "#b08800", "fail": "#cf222e", "": "#57606a"}
@@ -31,7 +31,9 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def group_rates_png(by_group: pd.DataFrame, facet: str, rates: list[str], names: dict[str, str]) -> str:
+def group_rates_png(
+    by_group: pd.DataFrame, facet: str, rates: list[str], names: dict[str, str], title: str | None = None
+) -> str:
     """Horizontal error bars: each group's rates with interval, the overall value as a dashed line."""
     rows = by_group[(by_group["attribute"] == facet) & (by_group["status"] != "suppressed")]
     rows = rows.nlargest(MAX_GROUPS_PLOTTED, "count").iloc[::-1]
@@ -54,12 +56,23 @@ def group_rates_png(by_group: pd.DataFrame, facet: str, rates: list[str], names:
         ax.set_xlim(0, 1)
         ax.tick_params(labelsize=8)
     axes[0][0].set_yticks(y, [_plain(str(g)) for g in rows["group"]])
-    fig.suptitle(_plain(facet), fontsize=10)
+    fig.suptitle(_plain(title or facet), fontsize=10)
     return _png(fig)
 
 
+def bar_colours(disparities: pd.DataFrame) -> list[str]:
+    """Colour of each disparity's bar: its verdict's colour if it is decisive, grey if it decides nothing."""
+    return [
+        _COLOURS.get(str(s), _COLOURS[""]) if dec else _COLOURS[""]
+        for s, dec in zip(disparities["verdict"], disparities["decisive"], strict=True)
+    ]
+
+
 def disparities_png(disparities: pd.DataFrame, names: dict[str, str], fallback_fail: float) -> str:
-    """Gap between groups per attribute and metric, with interval, against the review and fail thresholds."""
+    """Gap between groups per attribute and metric, with interval, against the review and fail thresholds.
+
+    Bars of decisive disparities take their verdict's colour; the others are grey (they decide nothing).
+    """
     d = disparities[disparities["reference"] == "between_groups"].iloc[::-1]
     fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(d) + 1.4))
     y = np.arange(len(d))
@@ -70,8 +83,7 @@ def disparities_png(disparities: pd.DataFrame, names: dict[str, str], fallback_f
             np.clip(d["difference_high"].to_numpy(dtype=float) - v, 0, None),
         ]
     )
-    colours = [_COLOURS.get(s, "#57606a") for s in d["verdict"]]
-    ax.barh(y, np.nan_to_num(v), color=colours, alpha=0.75)
+    ax.barh(y, np.nan_to_num(v), color=bar_colours(d), alpha=0.75)
     ax.errorbar(np.nan_to_num(v), y, xerr=np.nan_to_num(err), fmt="none", ecolor="#24292f", capsize=2)
     review = d["review_threshold"].dropna()
     fail = d["fail_threshold"].dropna()

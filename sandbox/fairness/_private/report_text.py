@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sandbox._private.shared.errors import FairnessInputError
 
-__all__ = ["text", "LANGS", "METRIC_NAMES", "DEFINITION_NAMES", "STATUS_NAMES"]
+from .verdict import INSUFFICIENT
+
+__all__ = ["text", "LANGS", "METRIC_NAMES", "DEFINITION_NAMES", "STATUS_NAMES", "INSUFFICIENT_LABEL"]
 
 LANGS = ("en", "nl")
 
@@ -14,10 +16,66 @@ _TEXT: dict[str, dict[str, str]] = {
     "verdict": {"en": "Verdict", "nl": "Oordeel"},
     "summary_intro": {
         "en": "This report checks whether the model's predictions treat groups of people differently. "
-        "The policy '{policy}' chose the fairness definition '{definition}': {decisive} decide the verdict.",
+        "The policy '{policy}' chose the fairness definition '{definition}': {decisive} decides the verdict.",
         "nl": "Dit rapport toetst of de voorspellingen van het model groepen mensen verschillend behandelen. "
-        "Het beleid '{policy}' koos de fairness-definitie '{definition}': {decisive} bepalen het oordeel.",
+        "Het beleid '{policy}' koos de fairness-definitie '{definition}': {decisive} bepaalt het oordeel.",
     },
+    "insufficient_why": {
+        "en": "The verdict is 'review' only because the data are too few to tell: the intervals reach from a gap "
+        "within the review threshold to one beyond the fail threshold, or groups are too small. A reviewer must not "
+        "read this as a pass.",
+        "nl": "Het oordeel is 'review' alleen omdat er te weinig gegevens zijn om het te bepalen: de intervallen "
+        "lopen van een verschil binnen de reviewdrempel tot een verschil voorbij de afkeurdrempel, of groepen zijn "
+        "te klein. Een reviewer mag dit niet lezen als goedgekeurd.",
+    },
+    "power": {"en": "Power", "nl": "Onderscheidend vermogen"},
+    "power_intro": {
+        "en": "The smallest gap by which one group can differ from the others and still be detected by this audit "
+        "with {power}% probability:",
+        "nl": "Het kleinste verschil waarmee één groep van de andere kan afwijken en dat deze audit met {power}% "
+        "kans ontdekt:",
+    },
+    "power_line": {
+        "en": "{attribute} ({definition}): {gap:.1f} percentage points (fail threshold {fail:.1f})",
+        "nl": "{attribute} ({definition}): {gap:.1f} procentpunt (afkeurdrempel {fail:.1f})",
+    },
+    "power_none": {
+        "en": "{attribute} ({definition}): no gap within the rate's range (fail threshold {fail:.1f} points)",
+        "nl": "{attribute} ({definition}): geen verschil binnen het bereik van de maat (afkeurdrempel {fail:.1f} "
+        "procentpunt)",
+    },
+    "power_miss": {
+        "en": " — larger than the fail threshold: this audit could miss a gap of the threshold's size",
+        "nl": " — groter dan de afkeurdrempel: deze audit kan een verschil van die omvang missen",
+    },
+    "about": {"en": "What this report belongs to", "nl": "Waar dit rapport bij hoort"},
+    "meta_request": {"en": "release request", "nl": "vrijgaveverzoek"},
+    "meta_model": {"en": "model", "nl": "model"},
+    "meta_target": {"en": "target", "nl": "doelvariabele"},
+    "meta_features": {"en": "features", "nl": "kenmerken (invoer)"},
+    "meta_dataset": {"en": "dataset", "nl": "dataset"},
+    "meta_dataset_version": {"en": "dataset version", "nl": "datasetversie"},
+    "meta_author": {"en": "author", "nl": "auteur"},
+    "meta_policy_sha256": {"en": "policy sha256", "nl": "sha256 van het beleid"},
+    "meta_warning": {"en": "warning", "nl": "waarschuwing"},
+    "meta_policy_mismatch": {
+        "en": "the release is judged under policy {release}..., but this audit applied policy {audit}...: audit "
+        "the model again under the release's policy",
+        "nl": "de vrijgave wordt beoordeeld onder beleid {release}..., maar deze audit paste beleid {audit}... toe: "
+        "audit het model opnieuw onder het beleid van de vrijgave",
+    },
+    "not_decisive": {"en": "does not decide", "nl": "beslist niet"},
+    "detectable": {"en": "detectable gap (80% power)", "nl": "aantoonbaar verschil (80% kans)"},
+    "evidence": {"en": "evidence", "nl": "bewijs"},
+    "sufficient": {"en": "sufficient", "nl": "voldoende"},
+    "insufficient": {"en": "insufficient", "nl": "onvoldoende"},
+    "eo_note": {
+        "en": "Equal opportunity (the true positive rate half of equalized odds) is part of each equalized-odds "
+        "line and is not repeated; the audit's data keep it.",
+        "nl": "Gelijke kansen (de helft van gelijke foutkansen die over terecht-positieven gaat) zit in elke regel "
+        "van gelijke foutkansen en wordt niet herhaald; de gegevens van de audit bevatten het wel.",
+    },
+    "overall": {"en": "overall", "nl": "totaal"},
     "summary_pass": {
         "en": "No decisive gap between groups exceeds the review threshold, and each interval stays below the fail "
         "threshold.",
@@ -95,20 +153,34 @@ _TEXT: dict[str, dict[str, str]] = {
     "definition_none": {"en": "(the policy gives no reason)", "nl": "(het beleid geeft geen reden)"},
     "significance": {"en": "Significance", "nl": "Significantie"},
     "significance_intro": {
-        "en": "Every number has a {conf}% percentile bootstrap interval from {n_boot} multinomial resamples of the "
-        "per-group confusion counts. The verdict rule:",
-        "nl": "Elk getal heeft een {conf}%-percentielinterval uit {n_boot} multinomiale bootstrapsteekproeven van "
-        "de verwarringstellingen per groep. De regel voor het oordeel:",
+        "en": "Each group's rate has its own exact {conf}% interval (Clopper-Pearson; with DP noise widened by it), "
+        "valid at every group size. The gaps between groups have {conf}% intervals that hold simultaneously for "
+        "every pair of groups in every attribute and intersection of a metric: the largest gap of noise between "
+        "equal groups is allowed for, so the test 'the interval excludes 0' raises a false alarm in at most "
+        "{alpha}% of audits of a model that treats all groups equally (critical value from {n_boot} bootstrap "
+        "resamples of the confusion counts{noise}). Intervals stay within the range of the quantity. The verdict "
+        "rule:",
+        "nl": "Het percentage van elke groep heeft een eigen exact {conf}%-interval (Clopper-Pearson; bij "
+        "DP-ruis daarmee verbreed), geldig bij elke groepsgrootte. De verschillen tussen groepen hebben "
+        "{conf}%-intervallen die tegelijk gelden voor elk paar groepen in elk kenmerk en elke combinatie van een "
+        "maat: het grootste toevalsverschil tussen gelijke groepen is ingecalculeerd, dus de toets 'het interval "
+        "bevat 0 niet' geeft bij hooguit {alpha}% van de audits van een model dat alle groepen gelijk behandelt "
+        "vals alarm (kritieke waarde uit {n_boot} bootstrapsteekproeven van de verwarringstellingen{noise}). "
+        "Intervallen blijven binnen het bereik van de grootheid. De regel voor het oordeel:",
     },
+    "with_noise": {"en": " with fresh DP noise", "nl": " met nieuwe DP-ruis"},
     "rule": {
-        "en": "fail: the gap exceeds the fail threshold and its interval excludes 0. review: the gap exceeds the "
-        "fail threshold but its interval includes 0 (not significant); or it exceeds the review threshold; or its "
-        "interval reaches beyond the fail threshold; or a group is too small, suppressed or has an undefined rate. "
-        "pass: otherwise.",
-        "nl": "afgekeurd: het verschil overschrijdt de afkeurdrempel en het interval bevat 0 niet. review: het "
-        "verschil overschrijdt de afkeurdrempel maar het interval bevat 0 (niet significant); of het overschrijdt "
-        "de reviewdrempel; of het interval reikt voorbij de afkeurdrempel; of een groep is te klein, onderdrukt of "
-        "heeft een ongedefinieerde maat. goedgekeurd: anders.",
+        "en": "fail: the gap exceeds the fail threshold and its interval excludes 0. pass: the gap is within the "
+        "review threshold, its interval stays at or below the fail threshold, and every group is large enough with "
+        "every rate defined. review: otherwise (not significant; above the review threshold; an interval reaching "
+        "beyond the fail threshold; or a group too small, suppressed or undefined). A review that comes only from "
+        "too little data is marked 'insufficient evidence: this audit cannot show the model is fair'.",
+        "nl": "afgekeurd: het verschil overschrijdt de afkeurdrempel en het interval bevat 0 niet. goedgekeurd: het "
+        "verschil ligt binnen de reviewdrempel, het interval blijft op of onder de afkeurdrempel, en elke groep is "
+        "groot genoeg met elke maat gedefinieerd. review: anders (niet significant; boven de reviewdrempel; een "
+        "interval voorbij de afkeurdrempel; of een groep te klein, onderdrukt of ongedefinieerd). Een review die "
+        "alleen uit te weinig gegevens voortkomt, krijgt 'onvoldoende bewijs: deze audit kan niet aantonen dat het "
+        "model eerlijk is'.",
     },
     "calibration": {"en": "Calibration by group", "nl": "Kalibratie per groep"},
     "limitations": {"en": "Limitations", "nl": "Beperkingen"},
@@ -176,6 +248,9 @@ STATUS_NAMES = {
     "fail": {"en": "fail", "nl": "afgekeurd"},
     "": {"en": "—", "nl": "—"},
 }
+
+#: The label of a review from too little data (the same text as the verdict's reason and the audit dict).
+INSUFFICIENT_LABEL = INSUFFICIENT
 
 
 def text(key: str, lang: str, **fields: object) -> str:

@@ -48,10 +48,14 @@ class AuditRules:
 
     @property
     def decisive_metrics(self) -> tuple[str, ...]:
-        """The disparities that decide the verdict under the chosen fairness definition."""
+        """The disparities that decide the verdict under the chosen fairness definition.
+
+        Equal error rates is equalized odds (true and false positive rates both equal); equal opportunity, its
+        true-positive half, is reported but does not decide a second time.
+        """
         if self.definition == "equal_outcomes":
             return ("demographic_parity",)
-        return ("equalized_odds", "equal_opportunity")
+        return ("equalized_odds",)
 
 
 def _facets(given: list[str], policy: Policy, explicit: bool) -> tuple[tuple[str, ...], ...]:

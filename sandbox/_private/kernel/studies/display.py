@@ -8,7 +8,8 @@
   id and sha256;
 - ``TableSchema``: a table of columns, kinds, public bounds or categories, with
   :data:`~sandbox._private.kernel.mime.SANDBOX_PUBLIC_MIME`;
-- a ``pandas.DataFrame`` tagged ``attrs[DUMMY_ATTR]`` by the client: :func:`~sandbox._private.kernel.mime.dummy_bundle`.
+- a ``pandas.DataFrame`` tagged ``attrs[DUMMY_ATTR]`` by the client: :func:`~sandbox._private.kernel.mime.dummy_bundle`;
+  one tagged ``attrs[RESULT_ATTR]`` (a vault result's table): the result marker.
   Untagged frames keep IPython's default display (and are refused when storing or saving).
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from sandbox._private.kernel.mime import DUMMY_ATTR, SANDBOX_PUBLIC_MIME, dummy_bundle, result_bundle
+from sandbox._private.kernel.mime import DUMMY_ATTR, RESULT_ATTR, SANDBOX_PUBLIC_MIME, dummy_bundle, result_bundle
 from sandbox._private.shared.schema import TableSchema
 
 __all__ = [
@@ -34,7 +35,8 @@ __all__ = [
 
 _RESULT_TYPES = (
     ("sandbox._private.kernel.results", "DPResult"),
-    ("sandbox._private.kernel.results", "FittedModel"),
+    ("sandbox._private.kernel.fitted", "FittedModel"),
+    ("sandbox._private.kernel.budget", "Budget"),
     ("sandbox._private.kernel.results", "AuditResult"),
     ("sandbox._private.kernel.release", "ReleaseRequest"),
 )
@@ -89,8 +91,15 @@ def schema_display(schema: TableSchema, include: Any = None, exclude: Any = None
 
 
 def frame_display(frame: Any, include: Any = None, exclude: Any = None) -> dict[str, Any] | None:
-    """Mime bundle of a dummy frame tagged by the client, or None to leave other frames to IPython."""
-    tag = getattr(frame, "attrs", {}).get(DUMMY_ATTR)
+    """Mime bundle of a frame the client tagged (dummy rows, or a vault result's table); None for other frames."""
+    attrs = getattr(frame, "attrs", {})
+    result = attrs.get(RESULT_ATTR)
+    if isinstance(result, dict):
+        html_fn = getattr(frame, "_repr_html_", None)
+        body = html_fn() if callable(html_fn) else f"<pre>{html.escape(repr(frame))}</pre>"
+        note = f"<p><em>from vault result <code>{html.escape(str(result.get('id', '?')))}</code> (DP)</em></p>"
+        return result_bundle({**result, "frame": True}, html=note + (body or ""), text=repr(frame))
+    tag = attrs.get(DUMMY_ATTR)
     if not isinstance(tag, dict):
         return None
     return dummy_bundle(frame, dataset=str(tag.get("dataset", "?")))
@@ -163,9 +172,12 @@ def errorbar_plot(result: Any, *, title: str | None = None, xlabel: str | None =
     import matplotlib.pyplot as plt
 
     frame = result.to_pandas()
-    keys = [c for c in frame.columns if c not in ("value", "noise_scale", "ci95", "error95")]
+    keys = [c for c in frame.columns if c not in ("value", "noise_scale", "ci95", "ci95_low", "ci95_high", "error95")]
     labels = frame[keys].astype(str).agg(" / ".join, axis=1) if keys else frame.index.astype(str)
     err = frame["ci95"] if "ci95" in frame else frame.get("error95")
+    if {"ci95_low", "ci95_high"} <= set(frame.columns) and frame[["ci95_low", "ci95_high"]].notna().all().all():
+        # asymmetric intervals; a noisy count may lie below its interval's lower end of 0
+        err = [(frame["value"] - frame["ci95_low"]).clip(lower=0), (frame["ci95_high"] - frame["value"]).clip(lower=0)]
     query = dict(result.query)
     title = title or f"{query.get('kind')}({query.get('column') or ''}) on {result.dataset}, ε={result.epsilon:g}"
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(frame) + 1.2))

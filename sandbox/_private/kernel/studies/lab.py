@@ -36,7 +36,11 @@ from sandbox._private.shared.layout import WorkspaceLayout
 from .record import WORKSPACE_ENV
 from .vault_access import VaultUnavailable, vault_environment
 
-__all__ = ["LabServer", "start_lab", "free_port", "write_lab_config"]
+__all__ = ["LabServer", "start_lab", "free_port", "write_lab_config", "kernel_profile", "working_copies", "TEMPLATES"]
+
+#: The project's shipped notebooks. ``sandbox lab`` never serves this folder itself: running and saving there
+#: would write outputs into the templates, so it serves working copies in ``<workspace>/notebooks``.
+TEMPLATES = Path(__file__).resolve().parents[4] / "notebooks"
 
 _SERVER_CONFIG = """\
 # Written by `sandbox lab`; rewritten on every start.
@@ -60,14 +64,45 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def working_copies(workspace: Path, templates: Path = TEMPLATES) -> Path:
+    """Copy the shipped notebooks that are not there yet into ``<workspace>/notebooks``; return that folder.
+
+    Copies the analyst already has (and may have changed) are left as they are.
+    """
+    target = WorkspaceLayout(workspace).notebooks
+    try:
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for src in sorted(templates.glob("*.ipynb")):
+            dst = target / src.name
+            if not dst.exists():
+                dst.write_bytes(src.read_bytes())
+    except OSError as exc:
+        raise OutputPathError(f"Cannot copy the notebooks into {target}: {exc}; check the workspace.") from None
+    return target
+
+
+def kernel_profile(workspace: Path) -> Path:
+    """Write the IPython profile that makes every kernel load the ``sandbox`` extension; return its IPYTHONDIR.
+
+    ``sandbox lab`` and ``sandbox run`` both start kernels with it, so marked displays (dummy frames, results,
+    the budget line) look and are kept the same in the lab and in a stored run.
+    """
+    ipython = WorkspaceLayout(workspace).lab / "ipython"
+    try:
+        (ipython / "profile_default").mkdir(parents=True, exist_ok=True, mode=0o700)
+        (ipython / "profile_default" / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise OutputPathError(f"Cannot write the kernel profile in {ipython}: {exc}; check the workspace.") from None
+    return ipython
+
+
 def write_lab_config(workspace: Path) -> Path:
     """Write the configuration described in the module docstring; return ``<workspace>/lab``."""
     lab = WorkspaceLayout(workspace).lab
     try:
-        (lab / "ipython" / "profile_default").mkdir(parents=True, exist_ok=True, mode=0o700)
+        kernel_profile(workspace)
         (lab / "settings").mkdir(parents=True, exist_ok=True, mode=0o700)
         (lab / "jupyter_server_config.py").write_text(_SERVER_CONFIG, encoding="utf-8")
-        (lab / "ipython" / "profile_default" / "ipython_kernel_config.py").write_text(_KERNEL_CONFIG, encoding="utf-8")
         for name, values in _SETTINGS.items():
             target = lab / "settings" / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -162,7 +197,8 @@ def start_lab(
     workspace : str or Path
         The workspace (its vault, runs and the ``lab/`` configuration).
     root_dir : str or Path
-        The folder JupyterLab shows (normally the project's ``notebooks/``).
+        The folder JupyterLab shows. The project's own ``notebooks/`` is never served itself: its notebooks are
+        copied into ``<workspace>/notebooks`` (once; the analyst's copies are kept) and that folder is served.
     port : int
         Port on 127.0.0.1; 0 picks a free one.
     token : str, optional
@@ -189,6 +225,8 @@ def start_lab(
         except VaultUnavailable as exc:
             raise StudyRunError(str(exc)) from None
     ws.mkdir(parents=True, exist_ok=True)
+    if root == TEMPLATES.resolve():  # never run and save in the shipped templates: serve working copies
+        root = working_copies(ws)
     lab = write_lab_config(ws)
     port = port or free_port()
     token = token or secrets.token_urlsafe(24)

@@ -47,6 +47,7 @@ from sandbox._private.shared.errors import (
     StudyRunError,
 )
 
+from .lab import kernel_profile
 from .params import PARAMETERS_TAG, load_params_file, load_params_yaml, read_parameters
 from .record import (
     RUN_ID_ENV,
@@ -450,6 +451,7 @@ def _run(store: RunStore, record: RunRecord, given: _Inputs, opts: _Options) -> 
     _check_kernel(opts.kernel_name)
     access = _vault_access(store, nb, opts.vault)
     env = {RUN_ID_ENV: record.run_id, WORKSPACE_ENV: str(store.workspace), **(access.env() if access else {})}
+    env["IPYTHONDIR"] = str(kernel_profile(store.workspace))  # marked displays are kept as in the lab
     output = "" if opts.output_path is None else str(opts.output_path)
     nb = _parameterize(nb, values, path, output, opts.kernel_name)
     log_path = store.run_dir(record.run_id) / KERNEL_LOG_NAME

@@ -56,20 +56,28 @@ class Finding:
     Parameters
     ----------
     cell_index : int
-        Index of the cell in the notebook.
+        Index of the cell in the notebook (from 0).
     output_index : int
-        Index of the output within the cell.
+        Index of the output within the cell (from 0).
     reason : str
         Why it is refused, in words a reader can act on.
+    execution_count : int or None
+        The number JupyterLab shows in the cell's prompt (``[7]``), if the cell ran.
     """
 
     cell_index: int
     output_index: int
     reason: str
+    execution_count: int | None = None
 
     def describe(self) -> str:
-        """One line for an error message: ``cell 3, output 0: an HTML table``."""
-        return f"cell {self.cell_index}, output {self.output_index}: {self.reason}"
+        """One line for an error message, naming the cell as JupyterLab shows it: ``cell [7] (3rd cell) ...``."""
+        n = self.cell_index + 1
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        where = f"{n}{suffix} cell from the top"
+        prompt = f"cell [{self.execution_count}] ({where})" if self.execution_count is not None else f"the {where}"
+        output = f", output {self.output_index + 1}" if self.output_index else ""
+        return f"{prompt}{output}: {self.reason}"
 
 
 def _text(value: Any) -> str:
@@ -140,10 +148,11 @@ def find_protected_outputs(nb: Mapping[str, Any]) -> list[Finding]:
     """Every output of ``nb`` (a dict or nbformat node) that :func:`classify_output` refuses."""
     findings = []
     for ci, cell in enumerate(nb.get("cells", [])):
+        count = cell.get("execution_count")
         for oi, output in enumerate(cell.get("outputs", []) or []):
             reason = classify_output(output)
             if reason is not None:
-                findings.append(Finding(ci, oi, reason))
+                findings.append(Finding(ci, oi, reason, count if isinstance(count, int) else None))
     return findings
 
 

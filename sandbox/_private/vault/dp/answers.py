@@ -44,8 +44,11 @@ class Answer:
     Attributes
     ----------
     public : dict
-        JSON-able; safe to send: ``rows`` (group keys, ``value``, ``noise_scale``, ``ci95`` per cell), ``columns``,
-        ``mechanisms``, ``epsilon``, ``delta``, ``sensitivity``, ``n_groups``, ``rows_per_unit``, ``query``.
+        JSON-able; safe to send: ``rows`` (group keys, ``value``, ``noise_scale``, ``ci95``, ``ci95_low``,
+        ``ci95_high`` per cell: ``[ci95_low, ci95_high]`` holds the exact value with probability >= 95%, ``ci95`` is
+        the symmetric half-width around ``value`` that contains it), ``columns``, ``mechanisms`` (each with its
+        exact name, grid and scale), ``epsilon``, ``delta``, ``sensitivity``, ``n_groups``, ``rows_per_unit``,
+        ``query``.
     private : dict
         JSON-able; NEVER sent to the client. Per cell: true ``rows`` and ``units`` (households), and for sums,
         means and variances the ``total``, ``abs_total``, ``top1`` and ``top2`` household contributions for the

@@ -13,18 +13,21 @@ vector is calibrated to its L1 sensitivity over all cells (``k`` times one row's
 equals per-cell parallel composition. Per aggregate, with public bounds ``[lo, hi]``, ``M = max(|lo|, |hi|)``,
 ``mid = (lo + hi) / 2`` and ``r = (hi - lo) / 2``:
 
-- count, histogram: geometric mechanism, sensitivity ``k`` (one row is in exactly one cell or bin);
-- sum: Laplace, sensitivity ``k * M`` (not centred: a centred sum would need a noisy count and half the budget);
-- mean: ``epsilon/2`` on the count (Laplace, ``k``) and ``epsilon/2`` on the sum of ``x - mid`` (Laplace,
+- count, histogram: discrete Laplace on the integers, sensitivity ``k`` (one row is in exactly one cell or bin);
+- sum: discrete Laplace on a power-of-two grid, sensitivity ``k * M`` (not centred: a centred sum would need a
+  noisy count and half the budget);
+- mean: ``epsilon/2`` on the count (integers, ``k``) and ``epsilon/2`` on the sum of ``x - mid`` (grid,
   ``k * r``); mean ``= mid + sum / max(count, 1)``, clipped to ``[lo, hi]``;
 - variance (population, ``ddof=0``): ``epsilon/3`` each on the count (``k``), the sum of ``y = x - mid``
   (``k * r``) and the sum of ``y**2 - r**2/2`` (``k * r**2 / 2``); clipped to ``[0, r**2]``;
 - quantile: the exponential mechanism per cell with ``epsilon / k`` (a household moves the utility of the cells it
   touches by its row count there, at most ``k`` in total, so the losses add up to at most ``epsilon``).
 
-``delta > 0`` replaces Laplace and geometric by the analytic Gaussian mechanism with the same figures as L2 bounds
-(split ``delta`` like ``epsilon``). Rows whose value or group key is missing are dropped; ``where`` filters apply
-after the household bound.
+``delta > 0`` replaces the discrete Laplace by the discrete Gaussian with the same figures as L2 bounds (split
+``delta`` like ``epsilon``). The noise, its grid and its accounting are in :mod:`.mechanisms`; each cell's
+``ci95_low``/``ci95_high`` is an interval that holds the exact value with probability >= 95% by construction
+(:mod:`.intervals`), and ``ci95`` the symmetric half-width around ``value`` that contains it. Rows whose value or
+group key is missing are dropped; ``where`` filters apply after the household bound.
 """
 
 from __future__ import annotations
@@ -43,12 +46,11 @@ from sandbox._private.shared.schema import TableSchema
 from .aggregates import Prepared, cell_keys, prepare, unit_stats
 from .answers import Answer, Checked, Cost, FittedAnswer
 from .fitting import fit_model, model_rows, predict_rows
-from .mechanisms import Noise, dp_quantile, noisy_vector
+from .intervals import Interval, mean_interval, noise_interval, variance_interval
+from .mechanisms import Noise, dp_quantile, noisy_vector, quantile_grid_exponent
 from .tabledata import TableData
 
 __all__ = ["Cost", "Checked", "Answer", "FittedAnswer", "DPEngine"]
-
-_Z95 = 1.959963984540054
 
 
 class DPEngine:
@@ -129,9 +131,9 @@ class DPEngine:
         query = checked.item
         k = self.rows_per_unit(table.schema)
         prep = prepare(query, table, k)
-        values, scales, noises, sens, exact = _ANSWERERS[query.kind](self, query, table, prep, k)
+        values, scales, noises, sens, exact, ci = _ANSWERERS[query.kind](self, query, table, prep, k)
         keys = cell_keys(query, table)
-        public = self._public(query, table, keys, values, scales, noises, sens, k)
+        public = self._public(query, table, keys, values, scales, noises, sens, k, ci)
         return Answer(public=public, private=self._private(query, keys, prep, k, exact))
 
     def _public(
@@ -144,22 +146,26 @@ class DPEngine:
         noises: list[Noise],
         sens: dict[str, float],
         k: int,
+        ci: Interval | None,
     ) -> dict[str, Any]:
         names = [*query.by, *(("bin_lower", "bin_upper") if query.kind == "histogram" else ())]
         integer = query.kind in ("count", "histogram")
+        half = None if ci is None else ci.half_width(values)
         rows = []
         for i, key in enumerate(keys):
             row: dict[str, Any] = dict(zip(names, key, strict=True))
             row["value"] = int(values[i]) if integer else float(values[i])
             row["noise_scale"] = None if scales is None else float(scales[i])
-            row["ci95"] = None if scales is None else float(_ci95(noises, scales[i], integer))
+            row["ci95"] = None if half is None else float(half[i])
+            row["ci95_low"] = None if ci is None else float(ci.low[i])
+            row["ci95_high"] = None if ci is None else float(ci.high[i])
             rows.append(row)
         return {
             "format": "sandbox.answer/1",
             "query": query.to_dict(),
             "dataset": query.dataset,
             "kind": query.kind,
-            "columns": [*names, "value", "noise_scale", "ci95"],
+            "columns": [*names, "value", "noise_scale", "ci95", "ci95_low", "ci95_high"],
             "rows": rows,
             "n_groups": len(keys),
             "epsilon": query.epsilon,
@@ -201,7 +207,9 @@ class DPEngine:
     def _count(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         true = p.bincount().astype(np.float64)
         noisy, noise = noisy_vector(true, epsilon=q.epsilon, delta=q.delta, sensitivity=k, integer=True)
-        return noisy, np.full(p.n_cells, noise.scale), [noise], {"count": float(k)}, {"rows": true.astype(np.int64)}
+        ci = noise_interval(noisy, noise, count=True)
+        scale = np.full(p.n_cells, noise.scale)
+        return noisy, scale, [noise], {"count": float(k)}, {"rows": true.astype(np.int64)}, ci
 
     def _sum(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         assert q.column is not None and p.values is not None
@@ -209,7 +217,8 @@ class DPEngine:
         sens = k * max(abs(lo), abs(hi))
         true = p.bincount(p.values)
         noisy, noise = noisy_vector(true, epsilon=q.epsilon, delta=q.delta, sensitivity=sens, integer=False)
-        return noisy, np.full(p.n_cells, noise.scale), [noise], {"sum": sens}, {"total": true}
+        ci = noise_interval(noisy, noise)
+        return noisy, np.full(p.n_cells, noise.scale), [noise], {"sum": sens}, {"total": true}, ci
 
     def _mean(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         assert q.column is not None and p.values is not None
@@ -218,13 +227,14 @@ class DPEngine:
         eps, dlt = q.epsilon / 2, q.delta / 2
         cnt = p.bincount().astype(np.float64)
         s = p.bincount(p.values - mid)
-        n_cnt, c_noise = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=False)
+        n_cnt, c_noise = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=True)
         n_sum, s_noise = noisy_vector(s, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
         n = np.maximum(n_cnt, 1.0)
         mean = np.clip(mid + n_sum / n, lo, hi)
         sd = np.sqrt(s_noise.std**2 + (mean - mid) ** 2 * c_noise.std**2) / n
+        ci = mean_interval(n_cnt, n_sum, c_noise, s_noise, (lo, hi))
         exact = {"rows": cnt.astype(np.int64), "total": s + mid * cnt}
-        return mean, sd, [c_noise, s_noise], {"count": float(k), "sum_centred": k * r}, exact
+        return mean, sd, [c_noise, s_noise], {"count": float(k), "sum_centred": k * r}, exact, ci
 
     def _variance(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         assert q.column is not None and p.values is not None
@@ -235,7 +245,7 @@ class DPEngine:
         cnt = p.bincount().astype(np.float64)
         s1 = p.bincount(y)
         s2 = p.bincount(y * y - r * r / 2)
-        n_cnt, c_n = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=False)
+        n_cnt, c_n = noisy_vector(cnt, epsilon=eps, delta=dlt, sensitivity=k, integer=True)
         n_s1, s1_n = noisy_vector(s1, epsilon=eps, delta=dlt, sensitivity=k * r, integer=False)
         n_s2, s2_n = noisy_vector(s2, epsilon=eps, delta=dlt, sensitivity=k * r * r / 2, integer=False)
         n = np.maximum(n_cnt, 1.0)
@@ -244,7 +254,9 @@ class DPEngine:
         d_n = (2 * m1 * m1 - (m2 - r * r / 2)) * c_n.std
         sd = np.sqrt(s2_n.std**2 + (2 * m1 * s1_n.std) ** 2 + d_n**2) / n
         sens = {"count": float(k), "sum_centred": k * r, "sum_squares_centred": k * r * r / 2}
-        return var, sd, [c_n, s1_n, s2_n], sens, {"rows": cnt.astype(np.int64), "total": s1 + mid * cnt}
+        ci = variance_interval(n_cnt, n_s1, n_s2, (c_n, s1_n, s2_n), r)
+        exact = {"rows": cnt.astype(np.int64), "total": s1 + mid * cnt}
+        return var, sd, [c_n, s1_n, s2_n], sens, exact, ci
 
     def _quantile(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         assert q.column is not None and p.values is not None and q.q is not None
@@ -257,8 +269,10 @@ class DPEngine:
         for i, end in enumerate(ends):
             out[i] = dp_quantile(sorted_values[start:end], q.q, epsilon=q.epsilon / k, bounds=bounds)
             start = int(end)
-        noise = Noise("Exponential", q.epsilon, 0.0, float(k), float("nan"), float("nan"))
-        return out, None, [noise], {"rank": float(k)}, {}
+        e = quantile_grid_exponent(bounds)
+        grid = float(np.ldexp(1.0, e))
+        noise = Noise(f"Exponential(grid=2^{e})", q.epsilon, 0.0, float(k), float("nan"), float("nan"), grid)
+        return out, None, [noise], {"rank": float(k)}, {}, None
 
     def _histogram(self, q: AggregateQuery, t: TableData, p: Prepared, k: int) -> _Result:
         return self._count(q, t, p, k)
@@ -301,8 +315,9 @@ class DPEngine:
         return predict_rows(fitted.public, _spec_of(fitted), table, fitted.model)
 
 
-# noisy values, noise scale per cell, noises, sensitivities, exact per-cell facts reused by the private part
-_Result = tuple[np.ndarray, np.ndarray | None, list[Noise], dict[str, float], dict[str, np.ndarray]]
+# noisy values, noise scale per cell, noises, sensitivities, exact per-cell facts reused by the private part,
+# and the 95% interval per cell (None for the quantile)
+_Result = tuple[np.ndarray, np.ndarray | None, list[Noise], dict[str, float], dict[str, np.ndarray], Interval | None]
 
 _ANSWERERS = {
     "count": DPEngine._count,
@@ -313,21 +328,25 @@ _ANSWERERS = {
     "histogram": DPEngine._histogram,
 }
 
-_COUNT_NOTE = "noise_scale: sensitivity/epsilon of the noise; ci95: half-width holding the noise with 95% probability."
+_CI_NOTE = (
+    "[ci95_low, ci95_high] holds the exact value with probability >= 95% (exact noise quantiles{}); "
+    "ci95 is the half-width around value that contains that interval (symmetric, for older clients)."
+)
+_COUNT_NOTE = (
+    "noise_scale: discrete Laplace scale (sensitivity/epsilon; Gaussian sigma if delta > 0). " + _CI_NOTE.format("")
+)
 _ERROR_NOTES = {
     "count": _COUNT_NOTE,
     "histogram": _COUNT_NOTE,
-    "sum": "noise_scale: Laplace scale (Gaussian sd if delta > 0); ci95: exact 95% half-width of the noise.",
-    "mean": "noise_scale: approximate sd of the noise in the ratio (delta method); ci95: 1.96 x that (approximate).",
-    "variance": "noise_scale: approximate sd of the noise (delta method); ci95: 1.96 x that (approximate).",
-    "quantile": "Exponential mechanism: no closed-form noise scale; the error depends on the spread of the data.",
+    "sum": "noise_scale: discrete Laplace scale of the released sum (Gaussian sigma if delta > 0). "
+    + _CI_NOTE.format(" plus the grid rounding"),
+    "mean": "noise_scale: approximate sd of the noise in the ratio (delta method). "
+    + _CI_NOTE.format(" of count and sum, union bound, interval arithmetic"),
+    "variance": "noise_scale: approximate sd of the noise (delta method). "
+    + _CI_NOTE.format(" of the three noisy sums, union bound, interval arithmetic"),
+    "quantile": "Exponential mechanism on a public grid: no closed-form noise scale or interval; the error depends "
+    "on the spread of the data.",
 }
-
-
-def _ci95(noises: list[Noise], scale: float, integer: bool) -> float:
-    if len(noises) == 1 and noises[0].mechanism in ("Laplace", "Geometric", "GaussianAnalytic"):
-        return noises[0].ci95
-    return _Z95 * scale
 
 
 def _spec_of(fitted: FittedAnswer) -> ModelSpec:

@@ -15,7 +15,16 @@ Rules, with ``d = policy.disclosure``:
 - **p-ratio** for magnitude tables: the total minus the two largest contributions must be at least
   ``d.p_ratio`` times the largest, otherwise the second-largest contributor can estimate the largest to within
   ``p``;
-- **negative contributions** make dominance and p-ratio meaningless; such a cell gets ``review``.
+- **negative contributions** make dominance and p-ratio meaningless; such a cell gets ``review``;
+- **all-zero magnitude cell**: a sum or mean cell of ``n >= 1`` units whose contributions are all exactly 0 ("all
+  15 households have zero debt") shows the value of every one of them. It is the magnitude form of a zero in the
+  frequency table "units with a non-zero value": the SDC Handbook's *group attribute disclosure* (Hundepool et al.,
+  Handbook on Statistical Disclosure Control, 2nd ed. 2024, section 5.2 "Disclosure risks": it "can occur when all
+  respondents fall into a subset of categories ... it is essential to introduce ambiguity in the zeros"; glossary,
+  "Attribute disclosure"). It gets the verdict ``d.zeros``, like an empty cell, on top of the other rules (the
+  dominance and p-ratio rules pass a zero total by construction). ACRO compares: its ``zeros_are_disclosive``
+  covers empty count cells, and its ``all-values-are-same`` check flags a magnitude cell whose observations all
+  share one value, of which this is the zero case. The finding is an exact-data fact: it goes to reviewers.
 
 A cell whose dominance check needs more largest contributions than the vault recorded gets ``review``.
 """
@@ -253,6 +262,22 @@ def _p_ratio_rule(cell: CellStats, rules: DisclosureRules, unit: str) -> list[_F
     ]
 
 
+def _all_zero_rule(cell: CellStats, rules: DisclosureRules, unit: str) -> list[_Finding]:
+    """All contributions are 0: the largest is 0 and the total is 0 (so none is negative either)."""
+    if rules.zeros == "pass" or not cell.top or cell.top[0] != 0 or cell.total != 0:
+        return []
+    return [
+        (
+            rules.zeros,
+            f"cell {format_key(cell.key)}: all {cell.count} {_units(unit)} contribute exactly 0, so the cell shows "
+            f"the value of every one of them (group attribute disclosure, SDC Handbook 5.2; policy zeros: "
+            f"{rules.zeros}); merge categories or explain why the zero is structural",
+            f"cell {format_key(cell.key)}: every contribution is 0, which shows each contributor's value (policy "
+            f"zeros: {rules.zeros}); merge categories or explain why the zero is structural",
+        )
+    ]
+
+
 def _negative_rule(cell: CellStats, unit: str) -> list[_Finding]:
     if (cell.total or 0.0) >= 0 and all(t >= 0 for t in cell.top):
         return []
@@ -287,6 +312,7 @@ def check_cell(cell: CellStats, rules: DisclosureRules, unit: str = "household")
     else:
         found = _min_count_rule(cell, rules, unit)
         if cell.magnitude:
+            found += _all_zero_rule(cell, rules, unit)
             negative = _negative_rule(cell, unit)
             found += negative or (_dominance_rule(cell, rules, unit) + _p_ratio_rule(cell, rules, unit))
     verdict = worst(f[0] for f in found)
