@@ -6,30 +6,31 @@ STAMP := $(VENV)/.installed
 WORKSPACE ?= workspace
 HOUSEHOLDS ?= 1000000
 
-.PHONY: help venv demo test test-fast lint format bench attack sysdeps clean
+.PHONY: help venv demo test test-fast test-slow lint format bench attack sysdeps clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/:\t/'
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(STAMP): pyproject.toml scripts/install.sh
+	@bash scripts/install.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
 
 venv: $(STAMP)  ## create .venv and install the sandbox with its test tools
 
 sysdeps:  ## system packages the tests need (Chromium for browser tests, PostgreSQL for the ledger test)
 	bash scripts/sysdeps.sh
 
-demo: $(STAMP)  ## population, vault, study 03 via `sandbox run`, release request and fairness report (~1-3 min)
-	$(BIN)/sandbox demo --workspace $(WORKSPACE) --households $(HOUSEHOLDS)
+demo: $(STAMP)  ## the whole path: population, a blocked model, a variant that passes, review, outbox, verify (~2-4 min)
+	@$(BIN)/sandbox demo --workspace $(WORKSPACE) --households $(HOUSEHOLDS)
 
 test: $(STAMP) sysdeps  ## the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)  ## tests without browser, slow and system tests
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+test-slow: $(STAMP)  ## the slow tests: a fresh clone's install and make demo at the default size (~10 min)
+	SANDBOX_SLOW=1 $(BIN)/python -m pytest -q -m slow tests/test_demo_clone.py
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check sandbox synthetic tests benchmarks

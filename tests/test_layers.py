@@ -90,7 +90,7 @@ def test_every_module_lives_in_a_room() -> None:
     loose = sorted(
         p.name
         for p in (ROOT / "sandbox" / "_private").iterdir()
-        if p.name not in {"__init__.py", "__pycache__", "shared", "kernel", "vault", "demo.py"}
+        if p.name not in {"__init__.py", "__pycache__", "shared", "kernel", "vault", "demo"}
     )
     assert loose == [], f"modules outside a room: {loose}; move each into shared/, kernel/ or vault/"
 

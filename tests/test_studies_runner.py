@@ -229,12 +229,12 @@ def test_kernel_reports_charges_into_the_run_log(tmp_path: Path, monkeypatch: py
 
 
 def test_parameter_precedence_file_then_params_then_cli(tmp_path: Path) -> None:
-    from sandbox._private.kernel.studies.runner import _resolve_parameters
+    from sandbox._private.kernel.studies.runner import _Inputs, _resolve_parameters
 
     nb = nbformat.read(write_notebook(tmp_path / "study.ipynb"), as_version=4)
     yaml_file = tmp_path / "p.yaml"
     yaml_file.write_text("label: from-file\nn: 1\nepsilon: 0.5\n")
-    got = _resolve_parameters(nb, {"n": 2, "epsilon": 0.7}, [("epsilon", "0.9")], yaml_file)
+    got = _resolve_parameters(nb, _Inputs({"n": 2, "epsilon": 0.7}, [("epsilon", "0.9")], yaml_file))
     assert got == {"label": "from-file", "n": 2, "epsilon": 0.9}
 
 

@@ -6,6 +6,7 @@ Each command group lives in its own module, listed in ``_COMMANDS`` and imported
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -60,11 +61,20 @@ def cli() -> None:
     """
 
 
+#: Set to 1 to see the traceback of an unexpected error (a bug) instead of the one-line message.
+DEBUG_ENV = "SANDBOX_DEBUG"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; domain errors become a one-line message and exit code 2 (1 for internal errors)."""
+    """Run the CLI; no traceback reaches the user.
+
+    Domain errors become a one-line message naming the fix and exit code 2; internal errors (bugs) exit 1 with a
+    one-line message (``SANDBOX_DEBUG=1`` shows the traceback); Ctrl-C exits 130.
+    """
     try:
-        cli.main(args=argv, prog_name="sandbox", standalone_mode=False)
-    except click.exceptions.Abort:
+        # without standalone mode click returns the code of a command that ended with ctx.exit(code)
+        code = cli.main(args=argv, prog_name="sandbox", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("Aborted.", err=True)
         return 130
     except click.ClickException as exc:
@@ -78,7 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    return 0
+    except BrokenPipeError:  # `sandbox review list | head`: the reader left, nothing more to say
+        return 0
+    except OSError as exc:  # a file or folder the command was given: the message names it
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}; check the path and its permissions.", err=True)
+        return 2
+    except Exception as exc:  # the last line of defence: a bug, told in one line
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc}. This is a bug in the sandbox; please report it with the "
+            f"command you ran ({DEBUG_ENV}=1 shows the traceback).",
+            err=True,
+        )
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._vault import _workspace
+from ._vault import _existing_workspace, _workspace
 
 if TYPE_CHECKING:
     from sandbox._private.vault.ledger.ledger import DatasetRecord
@@ -97,7 +97,7 @@ def add_population(
 
 
 @dataset.command("list")
-@_workspace
+@_existing_workspace
 @_ledger
 def list_cmd(workspace: str, ledger_url: str | None) -> None:
     """List registered datasets (latest version of each)."""
@@ -109,7 +109,7 @@ def list_cmd(workspace: str, ledger_url: str | None) -> None:
 
 @click.command("budget")
 @click.argument("name")
-@_workspace
+@_existing_workspace
 @_ledger
 def budget(name: str, workspace: str, ledger_url: str | None) -> None:
     """Show the privacy budget of dataset NAME's population: total, spent, remaining (every table shares it)."""

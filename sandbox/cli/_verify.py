@@ -8,15 +8,13 @@ from sandbox._private.shared.errors import IntegrityError
 from sandbox._private.vault.outbox.journal import Head
 from sandbox._private.vault.outbox.verify import verify_workspace
 
+from ._options import CLI_FIX, existing_workspace, workspace_option
+
+_FIX = "There is nothing to verify. " + CLI_FIX
+
 
 @click.command("verify")
-@click.option(
-    "--workspace",
-    default="workspace",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="The workspace whose vault/audit.jsonl and outbox/ are checked.",
-)
+@workspace_option("The workspace whose vault/audit.jsonl and outbox/ are checked (or $SANDBOX_WORKSPACE).")
 @click.option(
     "--head-seq", type=int, default=None, help="Expected head seq (the one kept with the backup you restored)."
 )
@@ -31,7 +29,7 @@ def verify(workspace: str, head_seq: int | None, head_hash: str | None, ledger_u
     if (head_seq is None) != (head_hash is None):
         raise click.UsageError("give both --head-seq and --head-hash, or neither.")
     head = Head(head_seq, head_hash) if head_seq is not None and head_hash is not None else None
-    report = verify_workspace(workspace, head, ledger_url=ledger_url)
+    report = verify_workspace(existing_workspace(workspace, _FIX), head, ledger_url=ledger_url)
     for line in report.lines():
         click.echo(line, err=line.startswith(("BROKEN", "FAILED")))
     if not report.ok:

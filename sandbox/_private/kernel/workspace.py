@@ -413,6 +413,12 @@ class Workspace:
 
         return release(self._t, items, title=title, purpose=purpose, justification=justification)
 
+    def request(self, request_id: str) -> Any:
+        """Fetch one of your release requests by id (``.status``, ``.reasons``, ``.withdraw()``, ...)."""
+        from .release import ReleaseRequest
+
+        return ReleaseRequest(dict(self._t.get(f"/v1/releases/{request_id}")), self._t)
+
     def result(self, result_id: str) -> DPResult | FittedModel | AuditResult:
         """Fetch a stored result by id, as the vault recorded it."""
         payload = self._t.get(f"/v1/results/{result_id}")
@@ -422,25 +428,31 @@ class Workspace:
 
 
 def connect(
-    workspace: str | Path = "workspace",
+    workspace: str | Path | None = None,
     *,
     url: str | None = None,
     token: str | None = None,
     run_id: str | None = None,
+    create: bool = False,
 ) -> Workspace:
     """Connect to a vault.
 
     Parameters
     ----------
-    workspace : str or Path
+    workspace : str or Path, optional
         With no ``url`` (and no ``SANDBOX_VAULT_URL``), start or reuse the local vault of this workspace
-        (default ``./workspace``) as a child process on a free loopback port.
+        (default ``$SANDBOX_WORKSPACE``, else ``./workspace``) as a child process on a free loopback port. The
+        vault stops by itself once no process that used it still runs.
     url : str, optional
         A running vault (default: ``$SANDBOX_VAULT_URL``); needs ``token`` or ``$SANDBOX_TOKEN``.
     token : str, optional
         Bearer token (``sandbox vault token create``).
     run_id : str, optional
         Recorded with every charge (default ``$SANDBOX_RUN_ID``); papermill studies set it.
+    create : bool
+        Create the local workspace (with an empty vault) if it does not exist. Without it, a folder that holds
+        no workspace is refused (:class:`~sandbox.NotFoundError` naming the fix), so a notebook started in the
+        wrong folder does not silently get an empty vault.
 
     Returns
     -------
@@ -455,5 +467,6 @@ def connect(
         return Workspace(url, token, run_id)
     from .launch import ensure_local_vault, local_vault_uid
 
-    local_url, local_tok = ensure_local_vault(workspace)
+    workspace = workspace or os.environ.get("SANDBOX_WORKSPACE") or "workspace"
+    local_url, local_tok = ensure_local_vault(workspace, create=create)
     return Workspace(local_url, token or local_tok, run_id, vault_uid=local_vault_uid(workspace))

@@ -8,7 +8,9 @@
 - ``settings/``: JupyterLab user settings that switch off news and update checks (nothing leaves the machine);
 
 then starts (or reuses) the workspace's vault, starts ``jupyter lab`` on 127.0.0.1 with a generated token
-(``--allow-root`` when run as root) and waits until the server answers. Kernels inherit ``SANDBOX_WORKSPACE``,
+(``--allow-root`` when run as root) and waits until the server answers. A local vault started (or reused) here
+holds leases for this process and for JupyterLab's, so it stops by itself once both have ended
+(:mod:`sandbox._private.vault.watchdog`). Kernels inherit ``SANDBOX_WORKSPACE``,
 ``SANDBOX_VAULT_URL`` and ``SANDBOX_TOKEN``, so ``sb.connect()`` reaches the workspace's vault from any folder.
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from sandbox._private.shared.clients import register_client
 from sandbox._private.shared.errors import OutputPathError, StudyRunError
 from sandbox._private.shared.layout import WorkspaceLayout
 
@@ -215,18 +218,19 @@ def start_lab(
     root = Path(root_dir).resolve()
     if not root.is_dir():
         raise OutputPathError(f"Notebook folder {root} does not exist; pass --notebooks DIR.")
+    vault_env: dict[str, str] = {}
+    if vault:  # first: a folder that is no workspace is refused before anything is written into it
+        try:
+            vault_env = vault_environment(ws).env()
+        except VaultUnavailable as exc:
+            raise StudyRunError(str(exc)) from None
     ws.mkdir(parents=True, exist_ok=True)
     if root == TEMPLATES.resolve():  # never run and save in the shipped templates: serve working copies
         root = working_copies(ws)
     lab = write_lab_config(ws)
     port = port or free_port()
     token = token or secrets.token_urlsafe(24)
-    env = dict(os.environ)
-    if vault:
-        try:
-            env.update(vault_environment(ws).env())
-        except VaultUnavailable as exc:
-            raise StudyRunError(str(exc)) from None
+    env = {**os.environ, **vault_env}
     env.update(
         {
             WORKSPACE_ENV: str(ws),
@@ -240,6 +244,12 @@ def start_lab(
         proc = subprocess.Popen(
             _command(port, token, root, lab), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
+    if vault and not os.environ.get("SANDBOX_VAULT_URL"):
+        register_client(WorkspaceLayout(ws), proc.pid)  # the local vault runs as long as JupyterLab does
     server = LabServer(proc, port, token, root, log_path)
-    _wait_ready(server, timeout)
+    try:
+        _wait_ready(server, timeout)
+    except BaseException:  # interrupted while it starts (Ctrl-C, SIGTERM): never leave a JupyterLab behind
+        server.stop()
+        raise
     return server

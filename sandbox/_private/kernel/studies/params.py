@@ -18,8 +18,8 @@ Values are checked, never coerced behind the caller's back:
   the string exactly (``"007"`` stays ``"007"``, ``"no"`` stays ``"no"``). An ``int`` parameter accepts only a
   plain decimal (``"007"`` is an error, because YAML would read it as octal and papermill as 7). ``bool``
   accepts ``true``/``false``; ``list`` and ``dict`` accept JSON; a nullable parameter reads ``null`` as None.
-- ``-f params.yaml`` values keep their YAML types and are checked as they are: an unquoted ``007`` in YAML is
-  the int 7 and is refused for a ``str`` parameter, with the advice to quote it.
+- ``-f params.yaml`` and ``-y 'name: value'`` values keep their YAML types and are checked as they are: an
+  unquoted ``007`` in YAML is the int 7 and is refused for a ``str`` parameter, with the advice to quote it.
 - The only widening is int to float for a ``float`` parameter (``epsilon: 1`` means 1.0).
 """
 
@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import ast
 import difflib
+import io
 import json
 import math
 import re
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,15 @@ import yaml
 
 from sandbox._private.shared.errors import StudyError
 
-__all__ = ["Parameter", "ParameterSpec", "read_parameters", "load_params_file", "PARAMETERS_TAG"]
+__all__ = [
+    "Parameter",
+    "ParameterSpec",
+    "read_parameters",
+    "load_params_file",
+    "load_params_yaml",
+    "describe_parameters",
+    "PARAMETERS_TAG",
+]
 
 PARAMETERS_TAG = "parameters"
 _BASE_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -72,6 +82,9 @@ class Parameter:
         Whether None is accepted.
     item_type : str or None
         For a ``list``: the type of its items when the default states one (``list[str]``).
+    help : str
+        The comment at the end of the parameter's line (without a ``type:`` comment), shown by
+        :func:`describe_parameters`.
     """
 
     name: str
@@ -79,6 +92,7 @@ class Parameter:
     default: Any
     nullable: bool = False
     item_type: str | None = None
+    help: str = ""
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -303,7 +317,25 @@ def _parse_cell(source: str, index: int) -> list[Parameter]:
             f"The parameters cell (cell {index}) is not valid Python: {exc.msg} on line {exc.lineno}."
         ) from None
     lines = source.splitlines()
-    return [_parse_statement(stmt, lines, index) for stmt in tree.body]
+    comments = _comments(source)
+    return [
+        replace(_parse_statement(stmt, lines, index), help=comments.get(stmt.end_lineno or stmt.lineno, ""))
+        for stmt in tree.body
+    ]
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number to the text of the comment on that line, without a ``# type: ...`` part."""
+    out: dict[int, str] = {}
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.COMMENT:
+                text = _TYPE_COMMENT.sub("", tok.string).lstrip("#").strip()
+                if text:
+                    out[tok.start[0]] = text
+    except (tokenize.TokenError, SyntaxError):  # pragma: no cover - ast.parse accepted the source already
+        pass
+    return out
 
 
 def _parse_statement(stmt: ast.stmt, lines: list[str], index: int) -> Parameter:
@@ -376,15 +408,46 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise StudyError(f"Parameters file {str(p)!r} does not exist.")
+    return _yaml_mapping(p.read_text(encoding="utf-8"), f"Parameters file {str(p)!r}")
+
+
+def load_params_yaml(text: str) -> dict[str, Any]:
+    """Read a ``-y`` YAML string (papermill's ``--parameters_yaml``): a mapping of names to values."""
+    return _yaml_mapping(text, f"The YAML parameters {text!r}")
+
+
+def _yaml_mapping(text: str, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise StudyError(f"Parameters file {str(p)!r} is not valid YAML: {exc}.") from None
+        raise StudyError(f"{what} is not valid YAML: {exc}.") from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise StudyError(
-            f"Parameters file {str(p)!r} must be a mapping of names to values (epsilon: 1.0), "
-            f"got {type(data).__name__}."
+            f"{what} must be a mapping of names to values (for example 'epsilon: 1.0' or "
+            f"'{{epsilon: 1.0, title: v2}}'), got {type(data).__name__}."
         )
     return data
+
+
+def describe_parameters(nb: Mapping[str, Any], name: str = "") -> str:
+    """Describe a notebook's parameters like papermill's ``--help-notebook``: name, type, default and comment.
+
+    Raises
+    ------
+    StudyError
+        The notebook has no (valid) parameters cell.
+    """
+    spec = read_parameters(nb)
+    head = f"Parameters of notebook {name!r}" if name else "Parameters of the notebook"
+    lines = [f"{head} (cell {spec.cell_index}, tagged {PARAMETERS_TAG!r}):"]
+    width = max((len(p.name) + len(p.type_label) for p in spec.parameters), default=0) + 2
+    for p in spec.parameters:
+        left = f"{p.name}: {p.type_label}"
+        default = json.dumps(p.default, ensure_ascii=False) if p.default is not None else "None"
+        lines.append(f"  {left:<{width}} (default {default})" + (f"  {p.help}" if p.help else ""))
+    if not spec.parameters:
+        lines.append("  (the parameters cell declares none)")
+    lines.append("Set them with -p NAME VALUE, -y 'NAME: VALUE' or -f params.yaml.")
+    return "\n".join(lines)

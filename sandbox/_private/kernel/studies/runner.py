@@ -9,22 +9,46 @@ recorded under it), stores the scrubbed output notebook, and writes the run reco
 :func:`rerun_study` runs the stored copy of a run's notebook with the same parameters. The vault answers a
 repeated query from its store (DESIGN invariant 3), so a rerun reproduces the released numbers exactly and
 spends no new budget.
+
+Like papermill, a run takes parameters from a YAML file (``-f``), YAML text (``-y``) and ``-p NAME VALUE``
+pairs, in that order (later ones win); writes its output notebook to a path of your choice (the scrubbed one:
+the unscrubbed notebook never reaches a disk); runs in a named kernel (``-k``) and working directory (``--cwd``,
+by default the notebook's folder); and :func:`prepare_study` writes the parameterised notebook without running
+it (``--prepare-only``). The injected-parameters cell is papermill's own (:func:`papermill.parameterize`), so a
+notebook prepared here and by papermill with the same values has the same cell.
+
+The kernel talks to this process over IPC sockets in a private temporary folder, not TCP: nothing listens on a
+port, and ipykernel has no reason to warn that TCP is unencrypted. The kernel process's own stdout and stderr
+(not the cells' outputs, which travel in the notebook) go to ``runs/<run_id>/kernel.log``, so the
+``KeyboardInterrupt`` that jupyter_client's shutdown interrupt can make a kernel print lands there, not on the
+terminal of someone reading the run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox._private.shared.errors import IntegrityError, InternalError, NotFoundError, StudyError, StudyRunError
+from sandbox._private.shared.errors import (
+    IntegrityError,
+    InternalError,
+    NotFoundError,
+    OutputPathError,
+    StudyError,
+    StudyRunError,
+)
 
 from .lab import kernel_profile
-from .params import PARAMETERS_TAG, load_params_file, read_parameters
+from .params import PARAMETERS_TAG, load_params_file, load_params_yaml, read_parameters
 from .record import (
     RUN_ID_ENV,
     WORKSPACE_ENV,
@@ -42,7 +66,7 @@ from .vault_access import VaultAccess, VaultUnavailable, confirm_ledger, noteboo
 if TYPE_CHECKING:  # nbformat imports jsonschema (slow): load it only when a study runs
     import nbformat
 
-__all__ = ["run_study", "rerun_study", "failure_report", "KERNEL_NAME"]
+__all__ = ["run_study", "rerun_study", "prepare_study", "failure_report", "KERNEL_NAME", "KERNEL_LOG_NAME", "STDOUT"]
 
 KERNEL_NAME = "python3"
 #: Exception names raised in a cell when the vault cannot be reached.
@@ -50,6 +74,10 @@ _VAULT_DOWN = frozenset(
     {"VaultUnavailableError", "VaultNotRunningError", "ConnectError", "ConnectTimeout", "ConnectionRefusedError"}
 )
 _SOURCE_HEAD_LINES = 5
+#: Name of the kernel process's own log (its stdout and stderr), in ``runs/<run_id>/``.
+KERNEL_LOG_NAME = "kernel.log"
+#: An output path of ``-`` writes the (scrubbed) output notebook to standard output, as in papermill.
+STDOUT = "-"
 
 
 class _Abort(Exception):
@@ -88,24 +116,41 @@ def _read_notebook(path: Path) -> tuple[bytes, nbformat.NotebookNode]:
     return raw, nb
 
 
-def _resolve_parameters(
-    nb: nbformat.NotebookNode,
-    params: Mapping[str, Any] | None,
-    cli_params: Sequence[tuple[str, str]],
-    params_file: str | Path | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Inputs:
+    """The parameter values of a run, from every source (see :func:`run_study`)."""
+
+    params: Mapping[str, Any] | None = None
+    cli_params: Sequence[tuple[str, str]] = ()
+    params_file: str | Path | None = None
+    yaml_params: Sequence[str] = ()
+
+
+def _resolve_parameters(nb: nbformat.NotebookNode, given: _Inputs) -> dict[str, Any]:
     try:
         spec = read_parameters(nb)
     except StudyError as exc:
         tagged = any(PARAMETERS_TAG in c.get("metadata", {}).get("tags", []) for c in nb.cells)
         raise _Abort(Failure("invalid_parameters" if tagged else "no_parameters_cell", str(exc))) from None
-    try:
-        values = spec.validate(load_params_file(params_file) if params_file else {}, source="YAML value")
-        values.update(spec.validate(params or {}, source="value"))  # the file first, then params, then -p
-        values.update(spec.parse_cli(cli_params))
+    try:  # the file first, then each -y text, then params, then -p (later ones win, as in papermill)
+        values = spec.validate(load_params_file(given.params_file) if given.params_file else {}, source="YAML value")
+        for text in given.yaml_params:
+            values.update(spec.validate(load_params_yaml(text), source="YAML value"))
+        values.update(spec.validate(given.params or {}, source="value"))
+        values.update(spec.parse_cli(given.cli_params))
     except StudyError as exc:
         raise _Abort(Failure("invalid_parameters", str(exc))) from None
     return values
+
+
+def _parameterize(nb: nbformat.NotebookNode, values: Mapping[str, Any], path: Path, output: str, kernel: str) -> Any:
+    """Inject the parameters cell and papermill's metadata exactly as ``papermill.execute_notebook`` does."""
+    from papermill.execute import prepare_notebook_metadata, remove_error_markers
+    from papermill.parameterize import parameterize_notebook
+
+    if values:
+        nb = parameterize_notebook(nb, dict(values), kernel_name=kernel)
+    return remove_error_markers(prepare_notebook_metadata(nb, str(path), output, report_mode=False))
 
 
 def _source_head(cell: Mapping[str, Any]) -> str:
@@ -147,21 +192,46 @@ def _running_cell(nb: nbformat.NotebookNode) -> int | None:
     return started[-1] if started else None
 
 
+def _check_kernel(name: str) -> None:
+    """Refuse an unknown kernel name before anything runs, listing the installed ones."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    known = sorted(KernelSpecManager().find_kernel_specs())
+    if name not in known:
+        raise _Abort(
+            Failure(
+                "kernel_died",
+                f"No Jupyter kernel named {name!r}; installed kernels: {', '.join(known) or '(none)'}. Pass one of "
+                "them with -k NAME, or install this environment's: python -m ipykernel install --sys-prefix.",
+            )
+        )
+
+
+def _kernel_config(socket_dir: Path, log_path: Path) -> Any:
+    """Traitlets config for the kernel manager: IPC sockets in ``socket_dir``, the kernel's own output to a log."""
+    from traitlets.config import Config
+
+    return Config(
+        {
+            "KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")},
+            "QuietKernelManager": {"kernel_log": str(log_path)},
+        }
+    )
+
+
 def _execute(
-    nb: nbformat.NotebookNode, values: Mapping[str, Any], *, path: Path, env: Mapping[str, str], opts: _Options
+    nb: nbformat.NotebookNode, *, path: Path, env: Mapping[str, str], opts: _Options, log_path: Path
 ) -> tuple[nbformat.NotebookNode, Failure | None]:
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import DeadKernelError
     from papermill.engines import papermill_engines
-    from papermill.execute import prepare_notebook_metadata, remove_error_markers
-    from papermill.parameterize import parameterize_notebook
     from papermill.utils import chdir
 
-    if values:
-        nb = parameterize_notebook(nb, dict(values), kernel_name=opts.kernel_name)
-    nb = remove_error_markers(prepare_notebook_metadata(nb, str(path), "", report_mode=False))
+    from .kernels import QuietKernelManager
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))  # mode 0700: only this user reaches the sockets
     try:
-        with _environment(**env), chdir(str(path.parent)):
+        with _environment(**env), chdir(str(opts.cwd or path.parent)):
             nb = papermill_engines.execute_notebook_with_engine(
                 None,
                 nb,
@@ -172,6 +242,8 @@ def _execute(
                 log_output=False,
                 start_timeout=opts.start_timeout,
                 execution_timeout=opts.execution_timeout,
+                kernel_manager_class=QuietKernelManager,
+                config=_kernel_config(socket_dir, log_path),
             )
     except DeadKernelError as exc:
         index = _running_cell(nb)
@@ -184,18 +256,39 @@ def _execute(
         install = "python -m ipykernel install --sys-prefix"
         msg = f"The kernel {opts.kernel_name!r} could not start: {exc}. Install it: {install}"
         return nb, Failure("kernel_died", msg, None, None, type(exc).__name__, str(exc))
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
     return nb, _cell_failure(nb)
 
 
-def _store_outputs(store: RunStore, record: RunRecord, nb: nbformat.NotebookNode, output_dir: Path | None) -> RunRecord:
+def _write_notebook(node: Any, output: str | Path) -> None:
+    """Write a notebook to ``output`` (``-``: standard output); an unwritable path names itself and the fix."""
+    import nbformat
+
+    if str(output) == STDOUT:
+        sys.stdout.write(nbformat.writes(node) + "\n")
+        sys.stdout.flush()
+        return
+    target = Path(output)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(node, target)
+    except OSError as exc:
+        raise OutputPathError(
+            f"Cannot write the output notebook {str(target)!r}: {exc.strerror or exc}; choose a writable path."
+        ) from None
+
+
+def _store_outputs(store: RunStore, record: RunRecord, nb: nbformat.NotebookNode, opts: _Options) -> RunRecord:
     import nbformat
 
     clean, dropped = scrub_notebook(nb)
     node = nbformat.from_dict(clean)
     nbformat.write(node, store.run_dir(record.run_id) / "output.ipynb")
-    if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        nbformat.write(node, output_dir / f"{Path(record.notebook).stem}.{record.run_id}.ipynb")
+    if opts.output_dir is not None:
+        _write_notebook(node, opts.output_dir / f"{Path(record.notebook).stem}.{record.run_id}.ipynb")
+    if opts.output_path is not None:
+        _write_notebook(node, opts.output_path)
     return replace(record, scrubbed_outputs=len(dropped))
 
 
@@ -209,6 +302,8 @@ class _Options:
     start_timeout: float
     execution_timeout: float | None
     vault: bool | None
+    output_path: str | Path | None = None
+    cwd: Path | None = None
 
 
 def run_study(
@@ -226,6 +321,9 @@ def run_study(
     start_timeout: float = 60,
     execution_timeout: float | None = None,
     rerun_of: str | None = None,
+    output_path: str | Path | None = None,
+    yaml_params: Sequence[str] = (),
+    cwd: str | Path | None = None,
 ) -> RunRecord:
     """Execute a study notebook with papermill and record the run.
 
@@ -240,9 +338,17 @@ def run_study(
     cli_params : sequence of (name, text)
         ``-p NAME VALUE`` pairs, parsed by each parameter's type (a ``str`` parameter keeps ``"007"``).
     params_file : str or Path, optional
-        A YAML file of values, checked with their YAML types. ``params`` and ``cli_params`` override it.
+        A YAML file of values, checked with their YAML types. ``yaml_params``, ``params`` and ``cli_params``
+        override it, in that order.
     output_dir : str or Path, optional
         Also write the scrubbed output notebook here (it is always stored beside the record).
+    output_path : str or Path, optional
+        Also write the scrubbed output notebook to this file (``"-"``: standard output), as papermill's
+        ``OUTPUT_PATH``.
+    yaml_params : sequence of str
+        YAML mappings of values (papermill's ``-y``), checked with their YAML types.
+    cwd : str or Path, optional
+        Working directory of the kernel (default: the notebook's folder).
     progress : bool
         Show papermill's progress bar.
     check : bool
@@ -251,7 +357,7 @@ def run_study(
         Make sure a vault answers before the kernel starts (see :mod:`~sandbox._private.kernel.studies.vault_access`).
         None (default): only when the notebook imports ``sandbox``.
     kernel_name : str
-        Jupyter kernel to run the notebook in.
+        Jupyter kernel to run the notebook in (``-k``); an unknown name fails before the run starts.
     start_timeout, execution_timeout : float
         Seconds to wait for the kernel to start, and for one cell (None: no limit).
     rerun_of : str, optional
@@ -271,15 +377,27 @@ def run_study(
     StudyRunError
         A cell raised, the kernel died or the vault was not reachable; the message shows the failing cell.
     """
-    store = RunStore(workspace)
     path = Path(notebook).resolve()
+    _check_workspace(path, Path(workspace), vault)
+    work_dir = Path(cwd).resolve() if cwd is not None else None
+    if work_dir is not None and not work_dir.is_dir():
+        raise NotFoundError(f"The working directory {str(work_dir)!r} (--cwd) does not exist; create it or fix it.")
+    store = RunStore(workspace)
     record = RunRecord(new_run_id(), str(path), "running", now_iso(), packages=package_versions(), rerun_of=rerun_of)
     store.save(record)
     opts = _Options(
-        Path(output_dir) if output_dir else None, progress, kernel_name, start_timeout, execution_timeout, vault
+        Path(output_dir) if output_dir else None,
+        progress,
+        kernel_name,
+        start_timeout,
+        execution_timeout,
+        vault,
+        output_path,
+        work_dir,
     )
+    given = _Inputs(params, cli_params, params_file, tuple(yaml_params))
     try:
-        record = _run(store, record, params, cli_params, params_file, opts)
+        record = _run(store, record, given, opts)
     except _Abort as abort:
         record = store.load(record.run_id).finished(abort.failure)  # the last saved step knows the most
     except KeyboardInterrupt:
@@ -301,30 +419,96 @@ def _vault_access(store: RunStore, nb: nbformat.NotebookNode, wanted: bool | Non
         raise _Abort(Failure("vault_unavailable", str(exc))) from None
 
 
-def _run(
-    store: RunStore,
-    record: RunRecord,
-    params: Mapping[str, Any] | None,
-    cli_params: Sequence[tuple[str, str]],
-    params_file: str | Path | None,
-    opts: _Options,
-) -> RunRecord:
+def _check_workspace(notebook: Path, workspace: Path, vault: bool | None) -> None:
+    """Refuse, before anything is written, a run that needs a local vault in a folder that holds no workspace."""
+    if vault is False or os.environ.get("SANDBOX_VAULT_URL") or (workspace / "vault").is_dir():
+        return
+    if vault is None:
+        try:
+            if not notebook_uses_sandbox(json.loads(notebook.read_text(encoding="utf-8"))):
+                return
+        except (OSError, ValueError):
+            return  # the run records why the notebook cannot be read
+    from sandbox._private.kernel.launch import require_workspace
+
+    require_workspace(
+        workspace,
+        "The notebook needs the workspace's vault: pass --workspace PATH (or set SANDBOX_WORKSPACE) to the folder "
+        "that holds vault/, run `make demo` to make one, or --no-vault for a notebook that does not use the sandbox.",
+    )
+
+
+def _run(store: RunStore, record: RunRecord, given: _Inputs, opts: _Options) -> RunRecord:
     path = Path(record.notebook)
     raw, nb = _read_notebook(path)
     (store.run_dir(record.run_id) / "source.ipynb").write_bytes(raw)
     commit, dirty = git_commit(path)
     record = replace(record, notebook_sha256=hashlib.sha256(raw).hexdigest(), git_commit=commit, git_dirty=dirty)
     store.save(record)
-    values = _resolve_parameters(nb, params, cli_params, params_file)
+    values = _resolve_parameters(nb, given)
     record = replace(record, parameters=values)
     store.save(record)
+    _check_kernel(opts.kernel_name)
     access = _vault_access(store, nb, opts.vault)
     env = {RUN_ID_ENV: record.run_id, WORKSPACE_ENV: str(store.workspace), **(access.env() if access else {})}
     env["IPYTHONDIR"] = str(kernel_profile(store.workspace))  # marked displays are kept as in the lab
-    executed, failure = _execute(nb, values, path=path, env=env, opts=opts)
-    record = _store_outputs(store, record, executed, opts.output_dir)
+    output = "" if opts.output_path is None else str(opts.output_path)
+    nb = _parameterize(nb, values, path, output, opts.kernel_name)
+    log_path = store.run_dir(record.run_id) / KERNEL_LOG_NAME
+    executed, failure = _execute(nb, path=path, env=env, opts=opts, log_path=log_path)
+    record = _store_outputs(store, record, executed, opts)
     ledger = confirm_ledger(store.run_dir(record.run_id), access)
     return record.finished(failure, ledger=ledger)
+
+
+def prepare_study(
+    notebook: str | Path,
+    output_path: str | Path,
+    params: Mapping[str, Any] | None = None,
+    *,
+    cli_params: Sequence[tuple[str, str]] = (),
+    params_file: str | Path | None = None,
+    yaml_params: Sequence[str] = (),
+    kernel_name: str = KERNEL_NAME,
+) -> nbformat.NotebookNode:
+    """Write ``notebook`` with its parameters injected, without running it (papermill's ``--prepare-only``).
+
+    The values are checked against the parameters cell exactly as for :func:`run_study`; nothing is executed, no
+    vault is needed and no run is recorded (nothing ran and nothing was charged).
+
+    Parameters
+    ----------
+    notebook : str or Path
+        The study notebook.
+    output_path : str or Path
+        Where to write the prepared notebook (``"-"``: standard output).
+    params, cli_params, params_file, yaml_params, kernel_name
+        As for :func:`run_study`.
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The prepared notebook (as written).
+
+    Raises
+    ------
+    NotFoundError
+        The notebook does not exist or is not a notebook.
+    StudyError
+        No parameters cell, an unknown parameter or a wrong type.
+    OutputPathError
+        ``output_path`` cannot be written.
+    """
+    path = Path(notebook).resolve()
+    try:
+        _, nb = _read_notebook(path)
+        values = _resolve_parameters(nb, _Inputs(params, cli_params, params_file, tuple(yaml_params)))
+    except _Abort as abort:
+        error = NotFoundError if abort.failure.kind == "missing_notebook" else StudyError
+        raise error(abort.failure.message) from None
+    nb = _parameterize(nb, values, path, str(output_path), kernel_name)
+    _write_notebook(nb, output_path)
+    return nb
 
 
 def failure_report(record: RunRecord) -> str:
