@@ -23,6 +23,7 @@ from .power import detectable_gaps
 from .rules import AuditRules
 from .simultaneous import (
     RateDraws,
+    _abs_bounds,
     critical_value,
     max_box_t,
     max_pair_t,
@@ -187,6 +188,34 @@ def _point(f: FacetCounts, gaps: list[Gap]) -> dict[str, object]:
     }
 
 
+def _significance_low(fs: _Facet, crit: _Critical, gaps: list[Gap], low: float, threshold: object) -> float:
+    """Return the lower end that decides "significant": that of a pair of groups whose own gap exceeds the fail line.
+
+    A metric's gap is its largest pairwise gap (over its rates: equalized odds has two), and its interval runs from
+    the largest lower end to the largest upper end of the pairs, which is an interval for that largest gap. But a
+    fail needs the gap that exceeds the fail threshold to be real, and the largest lower end may belong to another
+    pair: on a national population the large groups' small real gaps (0.01 in false positive rates, 0.04 in true
+    positive rates) are significant, while a small group's true positive rate (a few dozen positives, DP noise)
+    can read 0.2 off by chance. So the test "its interval excludes 0" uses only the pairs, of any of the metric's
+    rates, whose gap exceeds the fail threshold; with none above it, ``low`` as it is (no fail is possible then).
+    """
+    fail = getattr(threshold, "fail", None)
+    if fail is None or not any(g.difference > fail for g in gaps):
+        return low
+    lows = [_excess_low(fs.draws[g.rate], crit.pair, fail) for g in gaps if g.difference > fail]
+    return max(lows, default=0.0)
+
+
+def _excess_low(r: RateDraws, c: float | np.ndarray, fail: float) -> float:
+    """Return the largest lower end of ``|d|`` over the usable pairs whose gap ``|d|`` exceeds ``fail`` (or 0)."""
+    i, j = np.triu_indices(r.p.shape[-1], k=1)
+    lo, hi = r.half_widths(c)
+    d = r.p[..., i] - r.p[..., j]
+    low, _ = _abs_bounds(d, np.hypot(lo[..., i], hi[..., j]), np.hypot(hi[..., i], lo[..., j]))
+    over = r.usable[..., i] & r.usable[..., j] & (np.abs(d) > fail)
+    return float(np.clip(low[over], 0.0, 1.0).max()) if over.any() else 0.0
+
+
 def _disparity_rows(
     fs: _Facet, crits: dict[str, _Critical], power: dict[str, dict[str, float]], rules: AuditRules
 ) -> list[dict[str, object]]:
@@ -217,6 +246,7 @@ def _disparity_rows(
                 detectable = power[metric][f.name]
                 label = f"{metric.replace('_', ' ')} difference for {f.name}"
                 d, lo, hi = (float(row[k]) for k in ("difference", "difference_low", "difference_high"))  # type: ignore[arg-type]
+                lo = _significance_low(fs, crits[metric], gaps, lo, threshold)
                 j = judge(label, d, lo, hi, threshold, issues, detectable)
                 row.update(
                     verdict=j.verdict.status,
