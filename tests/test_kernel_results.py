@@ -31,6 +31,7 @@ from sandbox._private.shared.modelspec import ModelSpec
 from sandbox._private.shared.policy import default_policy_path
 from sandbox._private.shared.verdict import Verdict
 from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.fitting import anchor_rows
 from sandbox._private.vault.dp.tabledata import TableData
 from sandbox._private.vault.server import open_service
 
@@ -68,8 +69,12 @@ def _model(hh: tuple[pd.DataFrame, TableData], spec: ModelSpec) -> FittedModel:
 def test_logistic_regression_attributes_are_sklearns(hh: tuple[pd.DataFrame, TableData]) -> None:
     frame = hh[0]
     model = _model(hh, ModelSpec("logistic_regression", "debt", FEATURES))
-    X, y = design_matrix(dict(model.to_dict()["values"]), frame), frame.debt.to_numpy()
-    fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+    values = dict(model.to_dict()["values"])
+    X, y = design_matrix(values, frame), frame.debt.to_numpy()
+    # the vault adds its public anchor rows (one per class, at the centre of the encoded space): so does the reference
+    X_a, y_a = anchor_rows(ModelSpec("logistic_regression", "debt", FEATURES), hh[1], values["preprocessing"])
+    assert values["anchor_rows"] == len(y_a) == 2
+    fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(np.vstack([X, X_a]), np.concatenate([y, y_a == 1]))
     assert np.allclose(model.coef_, fitted_ref.coef_, atol=1e-3)
     assert np.allclose(model.intercept_, fitted_ref.intercept_, atol=1e-3)
     # a sklearn estimator carrying our attributes predicts and scores as our model does
