@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox._private.shared.algoritmeregister import check_author_fields
 from sandbox._private.shared.errors import ReleaseError
 
 from .results import thaw
@@ -79,6 +80,16 @@ class ReleaseRequest:
         out = list(self.data["gate"]["reasons"])
         return out + [f"{i['id']}: {r}" for i in self.items for r in i["reasons"]]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Return the gate's warnings that do not block the request: the Algoritmeregister draft's unfilled fields."""
+        return [str(w) for w in (self.data["gate"].get("register") or {}).get("warnings", [])]
+
+    @property
+    def register(self) -> dict[str, Any]:
+        """Return the Algoritmeregister section: your ``fields`` and per model its ``unfilled`` fields (or ``{}``)."""
+        return dict(self.data["gate"].get("register") or {})
+
     def refresh(self) -> ReleaseRequest:
         """Fetch the current state from the vault."""
         self.data = dict(self._t.get(f"/v1/releases/{self.id}"))
@@ -116,12 +127,25 @@ class ReleaseRequest:
 
 
 def release(
-    transport: Transport, items: Sequence[Any], *, title: str, purpose: str, justification: str = ""
+    transport: Transport,
+    items: Sequence[Any],
+    *,
+    title: str,
+    purpose: str,
+    justification: str = "",
+    register: Mapping[str, Any] | None = None,
 ) -> ReleaseRequest:
     """Ask the vault to release ``items``; see :class:`ReleaseRequest` for the outcome.
 
+    ``register`` holds your fields of the model's Algoritmeregister draft (``sb.author_fields_help()`` lists
+    them); the vault fills the rest from the request, the spec, the DP audit and the policy, and writes the draft
+    to the outbox with the model. Fields still unfilled are in :attr:`ReleaseRequest.warnings`.
+
     Raises
     ------
+    RegisterFieldError
+        A register field the standard does not have, may not come from you, or whose value is over its limit
+        (checked here and again in the vault; nothing is sent or stored).
     ReleaseError
         If an item is not a vault result (checked here and again in the vault), or the vault refuses the
         request (edited, forged or foreign results, an item already released, an unsafe title).
@@ -129,13 +153,25 @@ def release(
     if isinstance(items, str | bytes) or not isinstance(items, Sequence):
         raise ReleaseError(f"ws.release takes a list of results, got a {type(items).__name__}.")
     refs = [item_reference(i) for i in items]
+    check_author_fields(register)
     body: dict[str, Any] = {
         "items": refs,
         "title": title,
         "purpose": purpose,
         "justification": justification,
     }
+    if register:
+        body["register"] = _json_ready(register)
     request = ReleaseRequest(dict(transport.post("/v1/releases", body)), transport)
     # A study run lists the release requests it made in its run record.
     record_release(request.id, status=request.status, items=[str(ref["id"]) for ref in refs])
     return request
+
+
+def _json_ready(value: Any) -> Any:
+    """Return ``value`` with tuples as lists and mappings as dicts (a study's parameters may hold either)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value

@@ -403,15 +403,24 @@ class Workspace:
         """Budget of dataset ``name``: ``epsilon_total``, ``epsilon_spent``, ``epsilon_remaining``, ..."""
         return Budget.from_payload(self._t.get(f"/v1/budget/{name}"))
 
-    def release(self, items: Sequence[Any], *, title: str, purpose: str, justification: str = "") -> Any:
+    def release(
+        self,
+        items: Sequence[Any],
+        *,
+        title: str,
+        purpose: str,
+        justification: str = "",
+        register: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Ask the vault's release gate to release ``items`` (results minted by the vault).
 
-        Returns the gate's ``ReleaseRequest`` (``.status``: ``blocked``, ``pending_review``, ...); see
-        :func:`sandbox._private.kernel.release.release`.
+        ``register`` gives your fields of the model's Algoritmeregister draft (``sb.author_fields_help()``).
+        Returns the gate's ``ReleaseRequest`` (``.status``: ``blocked``, ``pending_review``, ...; ``.warnings``:
+        the draft's unfilled fields); see :func:`sandbox._private.kernel.release.release`.
         """
         from .release import release
 
-        return release(self._t, items, title=title, purpose=purpose, justification=justification)
+        return release(self._t, items, title=title, purpose=purpose, justification=justification, register=register)
 
     def request(self, request_id: str) -> Any:
         """Fetch one of your release requests by id (``.status``, ``.reasons``, ``.withdraw()``, ...)."""

@@ -1,0 +1,166 @@
+"""The Algoritmeregister draft through a real vault: ``ws.release(..., register=)``, the gate, two approvals, outbox.
+
+A live vault (uvicorn on 127.0.0.1, a free port, stopped by the fixture) over a population from the real generator
+(Dutch labels in its schema). A DP model is fitted in the vault; its fairness audit is built with
+:func:`sandbox.fairness.audit_from_counts` from fixed confusion counts (so it passes, and the request reaches the
+reviewers). The request is approved by two reviewers; the outbox must then hold ``algoritmeregister.json`` and the
+Dutch and English pages, listed in the manifest and covered by ``verify``; the JSON must meet the standard's limits
+(:func:`check`) and the author's fields must be in it next to the sandbox's. A bad author field is a 422 naming the
+field and its limit, with nothing stored and nothing charged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _review_live import FAIR_COUNTS, LiveVault, live_vault
+
+import sandbox as sb
+from sandbox._private.shared import algoritmeregister as ar
+from sandbox._private.shared.algoritmeregister_fields import FIELDS, field_spec
+from sandbox._private.shared.errors import RegisterFieldError
+
+FEATURES = ("household_type", "income_band", "n_creditors")
+TARGET = "registered_problematic_debt"
+TITLE = "Vroegsignalering problematische schulden"
+PURPOSE = "Huishoudens met risico op problematische schulden eerder vinden, zodat de gemeente hulp kan aanbieden."
+REGISTER = {
+    "organization": "Gemeente Noorderhaaks",
+    "contact_email": "algoritmes@noorderhaaks.example.nl",
+    "publication_category": "Impactvolle algoritmes",
+    "category": ["Sociale zekerheid"],
+    "human_intervention": "Een schuldhulpverlener bekijkt elk signaal en beslist zelf of er contact komt.",
+}  # description_short (required) and risks' own paragraph are left out on purpose: they must be flagged
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, generated_population: Path) -> Iterator[LiveVault]:
+    names = [("alice", "analyst"), ("bob", "reviewer"), ("erin", "reviewer"), ("root", "admin")]
+    with live_vault(tmp_path_factory.mktemp("register") / "ws", generated_population, names) as v:
+        yield v
+
+
+def _model_and_audit(live: LiveVault, ws: sb.Workspace, key: str, epsilon: float = 1.0) -> list[Any]:
+    hh = ws.dataset("households")
+    model = hh.fit(sb.ModelSpec("logistic_regression", target=TARGET, features=FEATURES), epsilon=epsilon)
+    counts = {"male": FAIR_COUNTS["male"], "female": FAIR_COUNTS["female"]}
+    audit = live._mint_audit(live.service.ledger.result(model.id), counts, key)
+    return [model, ws.result(audit.id)]
+
+
+def _post(live: LiveVault, path: str, body: Any, who: str = "alice") -> httpx.Response:
+    headers = {"Authorization": f"Bearer {live.tokens[who]}"}
+    return httpx.post(live.url + path, json=body, headers=headers, timeout=120)
+
+
+def _get(live: LiveVault, path: str, who: str = "alice") -> httpx.Response:
+    return httpx.get(live.url + path, headers={"Authorization": f"Bearer {live.tokens[who]}"}, timeout=120)
+
+
+def _draft_of(fields: dict[str, Any]) -> ar.RegisterDraft:
+    """Read the outbox JSON back as a draft (every value as one part) so the library's checks apply to it."""
+    parts = {}
+    for name, value in fields.items():
+        if value is None:
+            continue
+        kind = field_spec(name).kind
+        if kind == "links":
+            value = tuple(ar.Link(v["title"], v.get("link") or "") for v in value)
+        elif kind == "choices":
+            value = tuple(value)
+        parts[name] = (ar.Part("author", value),)
+    return ar.RegisterDraft(parts)
+
+
+def test_an_approved_model_release_carries_the_register_draft(live: LiveVault) -> None:
+    with live.ws() as ws:
+        items = _model_and_audit(live, ws, "approved")
+        req = ws.release(items, title=TITLE, purpose=PURPOSE, justification="Alleen DP-model en audit.",
+                         register=REGISTER)  # fmt: skip
+    assert req.status == "pending_review", req.reasons
+    model_id = items[0].id
+    # the request view flags what nobody filled: a required field, the risks' own paragraph, optional fields
+    section = req.register
+    assert section["fields"] == REGISTER
+    (entry,) = section["models"]
+    assert entry["model_id"] == model_id
+    assert entry["missing_required"] == ["description_short"]
+    assert entry["incomplete"] == ["risks"]
+    assert "lawful_basis" in entry["unfilled"] and "organization" not in entry["unfilled"]
+    assert any("requires description_short" in w for w in req.warnings)
+    assert any("risks need your own paragraph" in w for w in req.warnings)
+
+    with sb.Reviewer(live.url, live.tokens["bob"]) as bob:
+        bob.approve(req.id, f"Bob read {req.id}: purpose, audit and the register draft's flags are in order.")
+    with sb.Reviewer(live.url, live.tokens["erin"]) as erin:
+        view = erin.approve(req.id, "Erin: the DP spend fits the budget; the model features are no proxies.")
+    assert view["status"] == "released", view
+
+    folder = live.workspace / "outbox" / f"rel-{req.id}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    listed = {f["name"]: f for f in manifest["files"]}
+    for name in ("algoritmeregister.json", "algoritmeregister.html", "algoritmeregister_en.html"):
+        assert name in listed, sorted(listed)
+        data = (folder / listed[name]["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == listed[name]["sha256"]
+    verified = _get(live, "/v1/verify", "root").json()
+    assert verified["ok"], verified
+
+    def read(name: str) -> str:
+        return (folder / listed[name]["file"]).read_text(encoding="utf-8")
+
+    fields = json.loads(read("algoritmeregister.json"))
+    assert list(fields) == [f.name for f in FIELDS if f.source != ("register",)]  # the standard's names, in order
+    ar.check(_draft_of(fields))  # every value within the standard's limits
+    assert fields["name"] == TITLE and fields["goal"] == PURPOSE and fields["source_id"] == req.id
+    assert fields["organization"] == REGISTER["organization"] and fields["category"] == ["Sociale zekerheid"]
+    assert fields["description_short"] is None and fields["lawful_basis"] is None  # unfilled: null
+    # the sandbox's paragraph first, the author's after it; schema labels in Dutch; the audit's verdict
+    assert fields["human_intervention"].endswith(REGISTER["human_intervention"])
+    assert "2 verschillende beoordelaars" in fields["human_intervention"]  # the policy: two approve a model
+    assert "aantal schuldeisers (n_creditors)" in fields["source_data"]
+    assert fields["impacttoetsen_grouping"][0]["title"].startswith("Bias-analyse")
+    nl, en = read("algoritmeregister.html"), read("algoritmeregister_en.html")
+    assert "nog in te vullen" in nl and '<html lang="nl"' in nl and '<html lang="en"' in en
+    assert TITLE in nl and TITLE in en
+
+
+def test_a_bad_register_field_is_422_naming_the_field_and_nothing_is_stored(live: LiveVault) -> None:
+    with live.ws() as ws:
+        items = _model_and_audit(live, ws, "refused", epsilon=0.9)  # another fit: the first one is released
+        refs = [{"id": i.id, "sha256": i.sha256} for i in items]
+        before = ws.budget("households").epsilon_spent
+    listed = len(_get(live, "/v1/releases").json())
+    cases = [
+        ({**REGISTER, "description_short": "x" * 401}, TITLE, r"description_short.*400"),
+        ({**REGISTER, "organisation": "Gemeente Noorderhaaks"}, TITLE, r"no field 'organisation'.*'organization'"),
+        ({**REGISTER, "publication_category": "Belangrijk"}, TITLE, r"publication_category"),
+        ({**REGISTER, "name": "Mijn model"}, TITLE, r"'name'.*change that instead"),
+        ({**REGISTER, "human_intervention": "x" * 2500}, TITLE, r"human_intervention.*2500"),  # too long beside ours
+        (REGISTER, "T" * 101, r"\bname\b.*100"),  # the title is the register's name: at most 100 characters
+    ]
+    for register, title, pattern in cases:
+        body = {"items": refs, "title": title, "purpose": PURPOSE, "register": register}
+        r = _post(live, "/v1/releases", body)
+        assert r.status_code == 422, (register, r.text)
+        assert r.json()["error"] == "RegisterFieldError"
+        assert re.search(pattern, r.json()["message"], re.DOTALL), r.json()["message"]
+    assert len(_get(live, "/v1/releases").json()) == listed  # nothing stored
+    with live.ws() as ws:
+        assert ws.budget("households").epsilon_spent == before  # nothing charged (no DP test either)
+        # the kernel refuses the same before sending, with the same error
+        with pytest.raises(RegisterFieldError, match=r"description_short.*400"):
+            ws.release(items, title=TITLE, purpose=PURPOSE, register={"description_short": "x" * 401})
+        # register fields on a request without a model are refused too
+        table = ws.dataset("households").count(by=["household_type"], epsilon=0.2)
+    r = _post(live, "/v1/releases", {"items": [{"id": table.id, "sha256": table.sha256}], "title": "Tabel",
+                                     "purpose": PURPOSE, "register": REGISTER})  # fmt: skip
+    assert r.status_code == 422 and "no model item" in r.json()["message"]
+    assert len(_get(live, "/v1/releases").json()) == listed
