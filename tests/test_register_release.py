@@ -164,3 +164,62 @@ def test_a_bad_register_field_is_422_naming_the_field_and_nothing_is_stored(live
                                      "purpose": PURPOSE, "register": REGISTER})  # fmt: skip
     assert r.status_code == 422 and "no model item" in r.json()["message"]
     assert len(_get(live, "/v1/releases").json()) == listed
+
+
+def test_the_fairness_reports_land_in_workspace_reports_in_both_languages(live: LiveVault) -> None:
+    with sb.Workspace(live.url, live.tokens["alice"], workspace=live.workspace) as ws:
+        items = _model_and_audit(live, ws, "reports", epsilon=0.8)
+        req = ws.release(items, title="Vroegsignalering met rapporten", purpose=PURPOSE, register=REGISTER)
+    model, audit = items
+    folder = live.workspace / "reports" / req.id
+    expected = [folder / f"{audit.id}_fairness_report_{lang}.html" for lang in ("en", "nl")]
+    assert sorted(req.reports) == expected and sorted(folder.iterdir()) == expected
+    nl, en = (p.read_text(encoding="utf-8") for p in (expected[1], expected[0]))
+    for page in (nl, en):  # what the report belongs to, from the request, the fit query, /v1/health
+        for fact in (req.id, model.id, TARGET, *FEATURES, "alice", live.service.policy.sha256, "households"):
+            assert fact in page, fact
+    # the schema's labels in the report's language: Dutch attribute and group names in the Dutch report
+    assert "geslacht hoofdkostwinner" in nl and ">vrouw<" in nl and ">man<" in nl
+    assert "gender of the main earner" in en and ">female<" in en and "vrouw" not in en
+    assert '<html lang="nl"' in nl and '<html lang="en"' in en
+    # a workspace-less connection (a remote vault without SANDBOX_WORKSPACE) writes nothing and says nothing
+    with live.ws() as ws:
+        items = _model_and_audit(live, ws, "no-folder", epsilon=0.7)
+        assert ws.workspace is None and ws.release(items, title="Zonder map", purpose=PURPOSE).reports == []
+
+
+def test_a_long_audit_is_shortened_to_leave_the_author_room_never_refused() -> None:
+    """A real audit with many flagged proxies and long labels: the sandbox's risks text fits with room to spare."""
+    import pandas as pd
+
+    from sandbox.fairness import audit_from_counts
+
+    rows = [{"attribute": "gender", "group": g, "tp": c[0], "fp": c[1], "fn": c[2], "tn": c[3]}
+            for g, c in FAIR_COUNTS.items()]  # fmt: skip
+    audit = audit_from_counts(pd.DataFrame(rows), noise_scale=1.5, n_boot=200, random_state=3).to_dict()
+    features = [f"kenmerk_{i}" for i in range(12)]
+    attributes = ["gender", "age_band", "migration_background", "household_type", "disability"]
+    audit["proxies"] = [
+        {"feature": f, "attribute": a, "auc": 0.9 - 0.01 * i, "flagged": True}
+        for i, (f, a) in enumerate((f, a) for f in features for a in attributes)
+    ]
+    labels = {a: f"een heel lang Nederlands label voor {a} uit het schema (CBS-definitie 2022)" for a in attributes}
+    labels |= {f: f"een lang label van {f} uit het openbare schema" for f in features}
+    spec = {"dataset": "households", "version": "1", "epsilon": 1.0,
+            "spec": {"estimator": "logistic_regression", "target": TARGET, "features": features}}  # fmt: skip
+    request = {"id": "req_0123456789abcdef", "title": TITLE, "purpose": PURPOSE}
+    own = {"risks": "Elk kwartaal toetsen we opnieuw. " * 14}  # 462 characters of the author's own
+    draft = ar.draft_from_release(request, spec, audit, sb.load_policy(), own, column_labels=labels)
+    ar.check(draft)
+    risks = str(draft.values["risks"])
+    sandbox_part = risks[: -len(own["risks"].strip())]
+    assert len(sandbox_part) <= 2500 - ar.AUTHOR_ROOM + 2  # the standard's 2500; 2: the paragraph break
+    assert "(Ingekort; de volledige fairness-audit en het beleid staan in de vrijgave.)" in sandbox_part
+    assert sandbox_part.startswith("Risico op discriminatie:") and risks.endswith(own["risks"].strip())
+    # without the long labels the text fits: the proxies are named three features at most, the rest counted
+    plain = str(ar.draft_from_release(request, spec, audit, sb.load_policy(), own).values["risks"])
+    assert "(en 9 andere kenmerken; de fairness-audit noemt ze allemaal)." in plain and "Ingekort" not in plain
+    assert "kenmerk_0 voor gender, age_band, migration_background, household_type en disability" in plain
+    # the analyst's own text is never cut: a purpose over the 2500 characters of goal is refused, naming it
+    with pytest.raises(RegisterFieldError, match=r"goal .* 2600 characters; the standard allows 2500"):
+        ar.check(ar.draft_from_release({**request, "purpose": "p" * 2600}, spec, audit, sb.load_policy()))

@@ -8,12 +8,15 @@ released is rendered in the vault from the ledger's own copy.
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sandbox._private.shared.algoritmeregister import check_author_fields
-from sandbox._private.shared.errors import ReleaseError
+from sandbox._private.shared.errors import OutputPathError, ReleaseError, SandboxWarning
+from sandbox._private.shared.schema import TableSchema
 
 from .results import thaw
 from .spend import record_release
@@ -53,6 +56,8 @@ class ReleaseRequest:
 
     data: dict[str, Any]
     _t: Transport
+    #: The fairness reports written for you when the request was made (``workspace/reports/<request id>/``).
+    reports: list[Path] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -134,8 +139,12 @@ def release(
     purpose: str,
     justification: str = "",
     register: Mapping[str, Any] | None = None,
+    reports_to: Path | None = None,
 ) -> ReleaseRequest:
     """Ask the vault to release ``items``; see :class:`ReleaseRequest` for the outcome.
+
+    With ``reports_to`` (the workspace's ``reports`` folder), the fairness report of every audit item is written
+    there in Dutch and English, under the request's id (:mod:`.reports`); :attr:`ReleaseRequest.reports` lists them.
 
     ``register`` holds your fields of the model's Algoritmeregister draft (``sb.author_fields_help()`` lists
     them); the vault fills the rest from the request, the spec, the DP audit and the policy, and writes the draft
@@ -163,6 +172,8 @@ def release(
     if register:
         body["register"] = _json_ready(register)
     request = ReleaseRequest(dict(transport.post("/v1/releases", body)), transport)
+    if reports_to is not None:
+        request.reports = _write_reports(transport, request, items, reports_to)
     # A study run lists the release requests it made in its run record.
     record_release(request.id, status=request.status, items=[str(ref["id"]) for ref in refs])
     return request
@@ -175,3 +186,25 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
     return value
+
+
+def _write_reports(transport: Transport, request: ReleaseRequest, items: Sequence[Any], folder: Path) -> list[Path]:
+    """Write the request's fairness reports for its author; a folder that cannot be written only warns."""
+    from .reports import request_reports, write_request_reports
+
+    if not any(getattr(i, "kind", None) == "audit" for i in items):
+        return []
+    schemas: dict[str, TableSchema | None] = {}
+
+    def schema_of(name: str) -> TableSchema | None:
+        if name not in schemas:
+            schemas[name] = TableSchema.from_dict(transport.get(f"/v1/datasets/{name}/schema")) if name else None
+        return schemas[name]
+
+    policy_sha256 = str(transport.get("/v1/health").get("policy_sha256") or "")
+    pages = request_reports(request.data, items, schema_of, policy_sha256)
+    try:
+        return write_request_reports(folder / request.id, pages)
+    except OutputPathError as exc:
+        warnings.warn(f"release request {request.id} was made, but {exc}", SandboxWarning, stacklevel=3)
+        return []

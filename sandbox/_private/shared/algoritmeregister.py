@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +44,7 @@ from .algoritmeregister_fields import (
     field_spec,
 )
 from .algoritmeregister_html import render_html
-from .algoritmeregister_values import Link, Part, Problem, RegisterDraft, Value
+from .algoritmeregister_values import PARAGRAPH, Link, Part, Problem, RegisterDraft, Value
 from .errors import RegisterFieldError, ReleaseError
 from .policy import Policy
 
@@ -236,13 +237,57 @@ def draft_from_release(
     if aud is not None:
         system["risks"].insert(0, Part("audit", txt.risks_audit_text(aud, labels)))
         system["impacttoetsen_grouping"] = [Part("audit", (Link(txt.assessment_title(aud)),))]
-    parts = {name: tuple(ps) for name, ps in system.items()}
+    parts = {name: _fitted(name, tuple(ps)) for name, ps in system.items()}
     for name, value in given.items():
         parts[name] = (*parts.get(name, ()), Part("author", value))
     for f in FIELDS:
         if f.default and f.name not in parts:
             parts[f.name] = (Part("default", f.default),)
     return RegisterDraft(parts, _provenance(request, facts, pol, aud))
+
+
+#: Characters of a text field the sandbox leaves for the author's paragraph when its own text would fill it.
+AUTHOR_ROOM = 500
+_WRITTEN = ("spec", "audit", "policy")
+_SHORTENED = " (Ingekort; de volledige fairness-audit en het beleid staan in de vrijgave.)"
+
+
+def _shorten(text: str, room: int) -> str:
+    """Keep the whole sentences of ``text`` that fit in ``room`` with the note that it was shortened."""
+    if len(text) <= room:
+        return text
+    kept = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        candidate = f"{kept} {sentence}".strip()
+        if len(candidate) + len(_SHORTENED) > room:
+            break
+        kept = candidate
+    return (kept + _SHORTENED).strip() if kept else text[: max(room - 1, 0)] + "…"
+
+
+def _fitted(name: str, parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """Shorten the sandbox's own text of a field to its limit (less :data:`AUTHOR_ROOM` where the author adds).
+
+    A long audit (many protected attributes, intersections and flagged proxies, with the schema's long Dutch
+    labels) must never make the draft break the standard by itself: the analyst cannot shorten the sandbox's text.
+    The longest part the sandbox wrote is cut at a sentence end, and says so; the full audit is released beside
+    the draft. Text from the request (title, purpose, justification) is never cut: the analyst shortens it.
+    """
+    spec = field_spec(name)
+    if spec.max_length is None or not all(isinstance(p.value, str) for p in parts):
+        return parts
+    room = spec.max_length - (AUTHOR_ROOM if spec.author in ("adds", "must_add") else 0)
+    total = sum(len(str(p.value)) for p in parts) + len(PARAGRAPH) * (len(parts) - 1)
+    if total <= room:
+        return parts
+    written = [i for i, p in enumerate(parts) if p.source in _WRITTEN]
+    if not written:
+        return parts  # the analyst's own text (title, purpose): refused by validate, never cut
+    longest = max(written, key=lambda i: len(str(parts[i].value)))
+    keep = len(str(parts[longest].value)) - (total - room)
+    out = list(parts)
+    out[longest] = Part(parts[longest].source, _shorten(str(parts[longest].value), max(keep, 0)))
+    return tuple(out)
 
 
 def _provenance(
