@@ -223,3 +223,15 @@ def test_a_long_audit_is_shortened_to_leave_the_author_room_never_refused() -> N
     # the analyst's own text is never cut: a purpose over the 2500 characters of goal is refused, naming it
     with pytest.raises(RegisterFieldError, match=r"goal .* 2600 characters; the standard allows 2500"):
         ar.check(ar.draft_from_release({**request, "purpose": "p" * 2600}, spec, audit, sb.load_policy()))
+
+
+def test_a_reports_folder_that_cannot_be_written_warns_and_keeps_the_request(live: LiveVault, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the workspace should be")
+    with sb.Workspace(live.url, live.tokens["alice"], workspace=blocker) as ws:
+        items = _model_and_audit(live, ws, "unwritable", epsilon=0.6)
+        with pytest.warns(sb.SandboxWarning, match=r"was made, but its fairness reports were not written: cannot wr"):
+            req = ws.release(items, title="Rapporten zonder map", purpose=PURPOSE, register=REGISTER)
+        assert req.reports == [] and ws.request(req.id).status == req.status == "pending_review"
+        page = req._repr_html_()  # the notebook display lists the draft's warnings under the items
+        assert "Warnings (they do not block the request)" in page and "requires description_short" in page

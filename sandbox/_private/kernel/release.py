@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox._private.shared.algoritmeregister import check_author_fields
-from sandbox._private.shared.errors import OutputPathError, ReleaseError, SandboxWarning
+from sandbox._private.shared.errors import ReleaseError, SandboxError, SandboxWarning
 from sandbox._private.shared.schema import TableSchema
 
 from .results import thaw
@@ -125,9 +125,11 @@ class ReleaseRequest:
             f"<td>{html.escape(i['verdict'])}</td><td>{html.escape('; '.join(i['reasons']))}</td></tr>"
             for i in self.items
         )
+        notes = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
         return (
             f"<b>{html.escape(self.data['title'])}</b> — {html.escape(self.status)}"
             f"<table><tr><th>kind</th><th>id</th><th>gate</th><th>reasons</th></tr>{rows}</table>"
+            + (f"<p>Warnings (they do not block the request):</p><ul>{notes}</ul>" if notes else "")
         )
 
 
@@ -201,10 +203,14 @@ def _write_reports(transport: Transport, request: ReleaseRequest, items: Sequenc
             schemas[name] = TableSchema.from_dict(transport.get(f"/v1/datasets/{name}/schema")) if name else None
         return schemas[name]
 
-    policy_sha256 = str(transport.get("/v1/health").get("policy_sha256") or "")
-    pages = request_reports(request.data, items, schema_of, policy_sha256)
-    try:
+    try:  # the request is made: a report that cannot be written warns, and never loses the request
+        policy_sha256 = str(transport.get("/v1/health").get("policy_sha256") or "")
+        pages = request_reports(request.data, items, schema_of, policy_sha256)
         return write_request_reports(folder / request.id, pages)
-    except OutputPathError as exc:
-        warnings.warn(f"release request {request.id} was made, but {exc}", SandboxWarning, stacklevel=3)
+    except SandboxError as exc:  # OutputPathError, a schema or health answer missing, an unreadable audit
+        warnings.warn(
+            f"release request {request.id} was made, but its fairness reports were not written: {exc}",
+            SandboxWarning,
+            stacklevel=3,
+        )
         return []
