@@ -235,3 +235,25 @@ def test_a_reports_folder_that_cannot_be_written_warns_and_keeps_the_request(liv
         assert req.reports == [] and ws.request(req.id).status == req.status == "pending_review"
         page = req._repr_html_()  # the notebook display lists the draft's warnings under the items
         assert "Warnings (they do not block the request)" in page and "requires description_short" in page
+
+
+def test_a_request_made_before_the_wiring_is_still_released(live: LiveVault) -> None:
+    """Migration: a stored model request without a register section, with a title over 100 characters (allowed
+    then), is released on approval without a draft, rather than failing at release."""
+    with live.ws() as ws:
+        items = _model_and_audit(live, ws, "legacy", epsilon=0.5)
+        req = ws.release(items, title="Oud verzoek", purpose=PURPOSE)
+    with live.service.ledger.db.transaction() as tx:  # rewrite it as the gate stored requests before
+        (gate_json,) = tx.one("SELECT gate_json FROM gate_requests WHERE id = ?", (req.id,))
+        gate = {k: v for k, v in json.loads(gate_json).items() if k != "register"}
+        tx.execute("UPDATE gate_requests SET gate_json = ?, title = ? WHERE id = ?",
+                   (json.dumps(gate), "Oud verzoek " * 10, req.id))  # fmt: skip
+    with sb.Reviewer(live.url, live.tokens["bob"]) as bob:
+        bob.approve(req.id, f"Bob read the legacy request {req.id}: the audit and spend are in order.")
+    with sb.Reviewer(live.url, live.tokens["erin"]) as erin:
+        assert erin.approve(req.id, "Erin: model features checked, no proxies; the DP spend fits.")["status"] == (
+            "released"
+        )
+    manifest = json.loads((live.workspace / "outbox" / f"rel-{req.id}" / "manifest.json").read_text())
+    names = [f["name"] for f in manifest["files"]]
+    assert any(n.endswith("_model.json") for n in names) and not any("algoritmeregister" in n for n in names)
