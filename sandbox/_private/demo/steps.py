@@ -228,8 +228,8 @@ class DemoSteps:
         status = att.status
         for name, what in zip(DEMO_REVIEWERS, read, strict=True):
             comment = (
-                f"Demo approval by {name}, a demo identity ({NOT_INDEPENDENT}). I read {what}. Approved so that the "
-                "demo can show a release written to the outbox."
+                f"Demo approval of {att.request_id} by {name}, a demo identity ({NOT_INDEPENDENT}). I read {what}. "
+                "Approved so that the demo can show a release written to the outbox."
             )
             if status == "released":  # a policy that needs fewer approvals (a table needs one)
                 break
