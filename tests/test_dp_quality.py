@@ -192,7 +192,8 @@ def test_kernel_shows_the_figures(hh: Any) -> None:
     text = repr(quality)
     assert text.startswith("ModelQuality(held-out rows (noisy) ") and "accuracy" in text and "AUC" in text
     card = model._repr_html_()
-    assert "held-out quality" in card and "Calibration on the held-out households" in card
+    assert "Held-out quality" in card and f"accuracy {quality.accuracy.format()}" in card
+    assert "Calibration" not in card and "observed rate" in quality._repr_html_()
     frame = quality.calibration_frame()
     assert list(frame.columns) == ["lower", "upper", "n", "mean_predicted", "observed_rate"] and len(frame) == 10
     assert frame.attrs["sandbox_result"]["id"] == "r1"

@@ -26,11 +26,13 @@ from sandbox._private.kernel.results import AuditResult, DPResult
 from sandbox._private.kernel.studies.display import frame_display
 from sandbox._private.kernel.studies.scrub import classify_output
 from sandbox._private.shared.errors import QueryError, SandboxWarning
+from sandbox._private.shared.holdout import held_out
 from sandbox._private.shared.model_params import design_matrix
 from sandbox._private.shared.modelspec import ModelSpec
 from sandbox._private.shared.policy import default_policy_path
 from sandbox._private.shared.verdict import Verdict
 from sandbox._private.vault.dp.engine import DPEngine
+from sandbox._private.vault.dp.fitting import anchor_rows
 from sandbox._private.vault.dp.tabledata import TableData
 from sandbox._private.vault.server import open_service
 
@@ -69,7 +71,10 @@ def test_logistic_regression_attributes_are_sklearns(hh: tuple[pd.DataFrame, Tab
     frame = hh[0]
     model = _model(hh, ModelSpec("logistic_regression", "debt", FEATURES))
     X, y = design_matrix(dict(model.to_dict()["values"]), frame), frame.debt.to_numpy()
-    fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+    train = ~held_out(frame.household_id.to_numpy())  # the vault fits on the households not held out
+    X_a, y_a = anchor_rows(ModelSpec.from_dict(dict(model.spec)), hh[1], list(model.to_dict()["values"]["preprocessing"]))
+    X_fit, y_fit = np.vstack([X[train], X_a]), np.concatenate([y[train].astype(int), y_a])  # with the public anchors
+    fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(X_fit, y_fit)
     assert np.allclose(model.coef_, fitted_ref.coef_, atol=1e-3)
     assert np.allclose(model.intercept_, fitted_ref.intercept_, atol=1e-3)
     # a sklearn estimator carrying our attributes predicts and scores as our model does

@@ -231,10 +231,12 @@ class FittedModel(Minted):
         facts.append(("id", self.id))
         rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
         quality = self.quality
-        if quality is not None:
-            rows += (
-                f"<tr><th colspan='2' style='text-align:left'>held-out quality (DP, ε = {quality.epsilon:g} of the "
-                f"fit's; ± noise sd)</th></tr>{quality.html_rows()}"
+        summary = ""
+        if quality is not None:  # one line; the calibration table is in model.quality
+            figs = " · ".join(f"{k} {v}" for k, v in quality.figures())
+            summary = (
+                f"<p><b>Held-out quality</b> (DP, ε {quality.epsilon:g} of the fit's, ± noise sd): {esc(figs)}; "
+                "calibration in <code>.quality</code></p>"
             )
         coefs = self._coefficient_rows()
         table = ""
@@ -244,7 +246,4 @@ class FittedModel(Minted):
                 f"<p>Largest coefficients (of {len(self.get_feature_names_out())}; all in <code>.coef_</code>)</p>"
                 f"<table><thead><tr><th>column</th><th>coefficient</th></tr></thead><tbody>{body}</tbody></table>"
             )
-        calibration = "" if quality is None else quality.calibration_html()
-        if calibration:
-            calibration = f"<p>Calibration on the held-out households</p>{calibration}"
-        return f"<p><b>DP model</b> fitted in the vault</p><table>{rows}</table>{calibration}{table}"
+        return f"<p><b>DP model</b> fitted in the vault</p><table>{rows}</table>{summary}{table}"
