@@ -254,7 +254,6 @@ def measure_quality(
         "epsilon": epsilon,
         "bins": QUALITY_BINS if spec.task == "classification" and len(class_labels(spec, table)) == 2 else 0,
         **body,
-        "note": "DP figures on the held-out households (module sandbox._private.vault.dp.quality); noise_sd is the "
-        f"sd under fresh noise of the released scales ({N_DRAWS} draws). The model was fitted on the other "
-        "households only.",
+        "note": "DP figures on the held-out households (docs/analyst.md, 'Model quality'); noise_sd is the sd under "
+        f"fresh noise of the released scales ({N_DRAWS} draws). The model was fitted on the other households only.",
     }
