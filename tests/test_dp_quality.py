@@ -92,7 +92,8 @@ def test_binary_figures_match_sklearn_on_the_heldout_rows_at_huge_epsilon(hh: An
             assert row["observed_rate"] == pytest.approx(y[in_bin].mean(), abs=1e-12)
             assert row["mean_predicted"] == pytest.approx(score[in_bin].mean(), abs=1e-3)
     assert q["epsilon"] == pytest.approx(1e5) and fitted.public["epsilon_fit"] == pytest.approx(9e5)
-    assert fitted.public["epsilon"] == 1e6 == ENGINE.cost(fitted.spec, table.schema, epsilon=1e6).epsilon
+    spec = ModelSpec("logistic_regression", "debt", FEATURES)
+    assert fitted.public["epsilon"] == 1e6 == ENGINE.cost(spec, table.schema, epsilon=1e6).epsilon
 
 
 def test_binned_auc_bound_holds_against_exact_auc() -> None:

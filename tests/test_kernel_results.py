@@ -72,7 +72,9 @@ def test_logistic_regression_attributes_are_sklearns(hh: tuple[pd.DataFrame, Tab
     model = _model(hh, ModelSpec("logistic_regression", "debt", FEATURES))
     X, y = design_matrix(dict(model.to_dict()["values"]), frame), frame.debt.to_numpy()
     train = ~held_out(frame.household_id.to_numpy())  # the vault fits on the households not held out
-    X_a, y_a = anchor_rows(ModelSpec.from_dict(dict(model.spec)), hh[1], list(model.to_dict()["values"]["preprocessing"]))
+    X_a, y_a = anchor_rows(
+        ModelSpec.from_dict(dict(model.spec)), hh[1], list(model.to_dict()["values"]["preprocessing"])
+    )
     X_fit, y_fit = np.vstack([X[train], X_a]), np.concatenate([y[train].astype(int), y_a])  # with the public anchors
     fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(X_fit, y_fit)
     assert np.allclose(model.coef_, fitted_ref.coef_, atol=1e-3)

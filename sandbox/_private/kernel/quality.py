@@ -104,7 +104,11 @@ class ModelQuality:
             rmse=Figure.from_dict(d.get("rmse")),
             calibration=tuple(
                 CalibrationBin(
-                    float(b["lower"]), float(b["upper"]), float(b["n"]), _num(b["mean_predicted"]), _num(b["observed_rate"])
+                    float(b["lower"]),
+                    float(b["upper"]),
+                    float(b["n"]),
+                    _num(b["mean_predicted"]),
+                    _num(b["observed_rate"]),
                 )
                 for b in d.get("calibration", [])
             ),
@@ -125,7 +129,7 @@ class ModelQuality:
         return out
 
     def calibration_frame(self) -> pd.DataFrame:
-        """The calibration table as a DataFrame (one row per bin), marked as a vault result for the save guard."""
+        """Return the calibration table as a DataFrame (one row per bin), marked as a vault result (save guard)."""
         frame = pd.DataFrame(
             [(b.lower, b.upper, b.n, b.mean_predicted, b.observed_rate) for b in self.calibration],
             columns=["lower", "upper", "n", "mean_predicted", "observed_rate"],
@@ -143,10 +147,12 @@ class ModelQuality:
     def html_rows(self) -> str:
         """Table rows (``<tr>``) of the figures, for the model card."""
         esc = html.escape
-        return "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.figures())
+        return "".join(
+            f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in self.figures()
+        )
 
     def calibration_html(self) -> str:
-        """The calibration table, or an empty string when there is none."""
+        """Return the calibration table as HTML, or an empty string when there is none."""
         if not self.calibration:
             return ""
 

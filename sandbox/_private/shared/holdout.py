@@ -28,7 +28,7 @@ HOLDOUT_RULE = f"a household is held out iff int(sha256(str(id)), 16) % {HOLDOUT
 
 
 def is_held_out(household_id: int) -> bool:
-    """The rule for one id, written out literally (the reference :func:`held_out` is tested against)."""
+    """Apply the rule to one id, written out literally (the reference :func:`held_out` is tested against)."""
     return int(hashlib.sha256(str(int(household_id)).encode("ascii")).hexdigest(), 16) % HOLDOUT_MODULUS == 0
 
 

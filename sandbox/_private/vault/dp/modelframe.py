@@ -39,7 +39,7 @@ def _restricted(schema: TableSchema, names: list[str]) -> TableSchema:
 
 
 def model_frame(relation: Relation, catalog: Catalog, columns: Iterable[str]) -> TableData:
-    """Return the relation's ``columns`` (and the unit key, ``units()``) for fitting; a plain relation is the base table."""
+    """Return the relation's ``columns`` and unit key (``units()``) for fitting; a plain relation is the base table."""
     if relation.is_plain:
         return catalog.tables[relation.base]
     rs = relation_schema(relation, catalog.schemas())

@@ -121,7 +121,7 @@ def _sd(draws: list[float | None]) -> float | None:
 def _bootstrap(
     released: list[np.ndarray], noises: list[Noise], figures: Callable[..., dict[str, Any]], keys: tuple[str, ...]
 ) -> dict[str, float | None]:
-    """sd of each figure in ``keys`` under fresh Laplace noise of the released scales (post-processing)."""
+    """Return the sd of each figure in ``keys`` under fresh Laplace noise of the released scales (post-processing)."""
     rng = np.random.Generator(np.random.SFC64())  # never seeded by a client (invariant 9); changes no released count
     draws: dict[str, list[float | None]] = {k: [] for k in keys}
     for _ in range(N_DRAWS):

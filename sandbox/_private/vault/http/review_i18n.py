@@ -93,7 +93,8 @@ TEXT: dict[str, dict[str, str]] = {
     "run": {"en": "Study run", "nl": "Studierun"},
     "quality": {"en": "Quality (DP)", "nl": "Kwaliteit (DP)"},
     "quality_note": {
-        "en": "On households held out of the fit by a public rule on the household id; ε {eps} of the fit's, ± noise sd",
+        "en": "On households held out of the fit by a public rule on the household id; ε {eps} of the fit's, "
+        "± noise sd",
         "nl": "Op huishoudens die een openbare regel op het huishoudnummer buiten de fit hield; ε {eps} van de fit, "
         "± sd van de ruis",
     },

@@ -104,7 +104,13 @@ def model_card(
 
 
 #: Figures of a model's ``quality`` block (``sandbox.quality/1``), in display order, with their label keys.
-_QUALITY_FIGURES = (("n_heldout", "q_n"), ("accuracy", "q_accuracy"), ("auc", "q_auc"), ("ece", "q_ece"), ("rmse", "q_rmse"))
+_QUALITY_FIGURES = (
+    ("n_heldout", "q_n"),
+    ("accuracy", "q_accuracy"),
+    ("auc", "q_auc"),
+    ("ece", "q_ece"),
+    ("rmse", "q_rmse"),
+)
 
 
 def _quality_rows(quality: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
