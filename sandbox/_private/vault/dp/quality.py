@@ -15,7 +15,8 @@ already accounted for. What leaves, and in which shape, depends on the spec and 
 - a binary classifier: with ``B = QUALITY_BINS`` equal-width bins ``(b/B, (b+1)/B]`` of the predicted probability of
   the positive (second) class (the first bin closed at 0), a noisy count per (true class, bin), ``2B`` cells with
   :data:`COUNT_SHARE` of the epsilon (discrete Laplace on the integers, :func:`.mechanisms.noisy_vector`), and a
-  noisy sum of the predicted probability per bin (``B`` cells, sensitivity 1) with the rest. A row predicted
+  noisy sum of the predicted probability per bin (``B`` cells, sensitivity 1) with the rest. The raw noisy counts
+  are released (they may be negative); figures clip where they need to. A row predicted
   positive (probability above 0.5, as ``predict``) is in an upper bin, so the confusion counts at threshold 0.5 are
   sums of bins: TP/FN the positives above/below 0.5, FP/TN the negatives. Accuracy, the AUC of the binned ROC,
   the calibration table (mean predicted probability against the observed positive rate per bin) and the expected
@@ -87,11 +88,22 @@ def binned_auc(neg: np.ndarray, pos: np.ndarray) -> tuple[float | None, float | 
 
 
 def binary_figures(neg: np.ndarray, pos: np.ndarray, sums: np.ndarray) -> dict[str, Any]:
-    """Accuracy, confusion counts, AUC and calibration from (noisy) per-bin counts and score sums (post-processing)."""
-    neg, pos = np.clip(neg, 0.0, None), np.clip(pos, 0.0, None)
+    """Accuracy, confusion counts, AUC and calibration from (noisy) per-bin counts and score sums (post-processing).
+
+    The size, the accuracy and the confusion counts are sums of the raw noisy bins, clipped afterwards (clipping each
+    bin first would add its noise's positive part to every sum); the AUC and the calibration use the bins clipped
+    at 0.
+    """
     half = QUALITY_BINS // 2
-    tp, fn, fp, tn = float(pos[half:].sum()), float(pos[:half].sum()), float(neg[half:].sum()), float(neg[:half].sum())
-    total = tp + fn + fp + tn
+
+    def total_of(x: np.ndarray) -> float:
+        return max(float(x.sum()), 0.0)
+
+    tp, fn, fp, tn = total_of(pos[half:]), total_of(pos[:half]), total_of(neg[half:]), total_of(neg[:half])
+    total = max(float(neg.sum() + pos.sum()), 0.0)
+    correct = float(pos[half:].sum() + neg[:half].sum())
+    neg, pos = np.clip(neg, 0.0, None), np.clip(pos, 0.0, None)
+    binned = float(neg.sum() + pos.sum())
     auc, bound = binned_auc(neg, pos)
     rows, ece = [], 0.0
     for b in range(QUALITY_BINS):
@@ -99,17 +111,17 @@ def binary_figures(neg: np.ndarray, pos: np.ndarray, sums: np.ndarray) -> dict[s
         n = float(neg[b] + pos[b])
         mean = float(np.clip(sums[b] / n, lo, hi)) if n > 0 else None
         rate = float(pos[b] / n) if n > 0 else None
-        if mean is not None and rate is not None and total > 0:
-            ece += n / total * abs(rate - mean)
+        if mean is not None and rate is not None:
+            ece += n / binned * abs(rate - mean)
         rows.append({"lower": lo, "upper": hi, "n": n, "mean_predicted": mean, "observed_rate": rate})
     return {
         "n": total,
-        "accuracy": (tp + tn) / total if total > 0 else None,
+        "accuracy": float(np.clip(correct / total, 0.0, 1.0)) if total > 0 else None,
         "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
         "auc": auc,
         "auc_binning_bound": bound,
         "calibration": rows,
-        "ece": ece if total > 0 else None,
+        "ece": ece if binned > 0 else None,
     }
 
 
@@ -118,11 +130,16 @@ def _sd(draws: list[float | None]) -> float | None:
     return float(np.std(vals, ddof=1)) if len(vals) > 1 else None
 
 
+def _bootstrap_rng() -> np.random.Generator:
+    """Fresh generator for the ``noise_sd`` draws (post-processing; never seeded by a client, invariant 9)."""
+    return np.random.Generator(np.random.SFC64())
+
+
 def _bootstrap(
     released: list[np.ndarray], noises: list[Noise], figures: Callable[..., dict[str, Any]], keys: tuple[str, ...]
 ) -> dict[str, float | None]:
     """Return the sd of each figure in ``keys`` under fresh Laplace noise of the released scales (post-processing)."""
-    rng = np.random.Generator(np.random.SFC64())  # never seeded by a client (invariant 9); changes no released count
+    rng = _bootstrap_rng()
     draws: dict[str, list[float | None]] = {k: [] for k in keys}
     for _ in range(N_DRAWS):
         again = [v + rng.laplace(0.0, n.std / math.sqrt(2.0), v.shape) for v, n in zip(released, noises, strict=True)]
@@ -143,7 +160,6 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray, eps: float) -> d
     e_counts = eps * COUNT_SHARE
     counts, c_noise = noisy_vector(cells, epsilon=e_counts, delta=0.0, sensitivity=1, integer=True)
     noisy_sums, s_noise = noisy_vector(sums, epsilon=eps - e_counts, delta=0.0, sensitivity=1, integer=False)
-    counts = np.clip(counts, 0.0, None)
     neg, pos = counts[:QUALITY_BINS], counts[QUALITY_BINS:]
     fig = binary_figures(neg, pos, noisy_sums)
 
@@ -171,12 +187,10 @@ def _binary(y: np.ndarray, pred: np.ndarray, score: np.ndarray, eps: float) -> d
 def _multiclass(y: np.ndarray, pred: np.ndarray, k: int, eps: float) -> dict[str, Any]:
     cells = np.bincount(y * k + pred, minlength=k * k).astype(np.float64)
     counts, noise = noisy_vector(cells, epsilon=eps, delta=0.0, sensitivity=1, integer=True)
-    counts = np.clip(counts, 0.0, None)
 
     def figures(c: np.ndarray) -> dict[str, Any]:
-        c = np.clip(c, 0.0, None).reshape(k, k)
-        total = float(c.sum())
-        return {"n": total, "accuracy": float(np.trace(c)) / total if total > 0 else None}
+        total, right = max(float(c.sum()), 0.0), max(float(np.trace(c.reshape(k, k))), 0.0)
+        return {"n": total, "accuracy": min(right / total, 1.0) if total > 0 else None}
 
     fig, sd = figures(counts), _bootstrap([counts], [noise], figures, ("n", "accuracy"))
     return {
