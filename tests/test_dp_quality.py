@@ -20,6 +20,7 @@ References and tolerances:
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,11 @@ from sandbox._private.kernel.fitted import FittedModel
 from sandbox._private.shared.holdout import HOLDOUT_MODULUS, held_out, is_held_out
 from sandbox._private.shared.model_params import predict_from_params, predict_proba_from_params
 from sandbox._private.shared.modelspec import ModelSpec
-from sandbox._private.shared.policy import ModelRules
+from sandbox._private.shared.policy import ModelRules, default_policy_path
 from sandbox._private.vault.dp.engine import DPEngine
 from sandbox._private.vault.dp.quality import QUALITY_BINS, binned_auc
 from sandbox._private.vault.dp.tabledata import TableData
+from sandbox._private.vault.server import open_service
 
 FEATURES = ("household_type", "income", "arrears", "n_children")
 ENGINE = DPEngine(engine_policy())
@@ -198,3 +200,22 @@ def test_kernel_shows_the_figures(hh: Any) -> None:
     frame = quality.calibration_frame()
     assert list(frame.columns) == ["lower", "upper", "n", "mean_predicted", "observed_rate"] and len(frame) == 10
     assert frame.attrs["sandbox_result"]["id"] == "r1"
+
+
+def test_one_charge_covers_fit_and_figures_and_cost_shows_the_split(small_population: Path, tmp_path: Path) -> None:
+    """Through the vault service and its ledger: the charge is the requested ε; the figures' share is inside it."""
+    svc = open_service(tmp_path / "ws", policy=default_policy_path())
+    svc.registry.add_population(small_population)
+    svc.tokens.create("ann", "analyst")
+    caller = svc.tokens.list()[0]
+    spec = {"estimator": "logistic_regression", "target": "arrears", "features": ["income", "household_type"]}
+    body = {"dataset": "households", "spec": spec, "epsilon": 0.5}
+    cost = svc.fit_cost(body)
+    assert cost["epsilon"] == 0.5 and cost["parts"] == {"fit": pytest.approx(0.45), "quality": pytest.approx(0.05)}
+    out = svc.fit(body, caller, None)
+    (charge,) = svc.ledger.charges()
+    assert charge.epsilon == out["charged_epsilon"] == 0.5
+    values = out["values"]
+    assert values["epsilon_fit"] + values["quality"]["epsilon"] == pytest.approx(0.5)
+    assert values["quality"]["format"] == "sandbox.quality/1" and values["quality"]["bins"] == QUALITY_BINS
+    assert FittedModel.from_payload(out).quality is not None
