@@ -14,12 +14,15 @@ References and tolerances:
   households lies in 20% +- 3.5 points (more than 3.9 binomial standard errors);
 - shapes on neighbouring tables: 3 repetitions each of three estimator families at epsilon 1, with one household
   added (once held out, once kept in); the ``quality`` block has the same keys and list lengths (a value may be
-  ``None`` where a noisy denominator is 0: post-processing of DP counts).
+  ``None`` where a noisy denominator is 0: post-processing of DP counts); with data-blind noise (as
+  tests/neighbours makes it) the block is byte-identical on the three tables, and with exact counts it is not
+  (the negative control).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +222,47 @@ def test_one_charge_covers_fit_and_figures_and_cost_shows_the_split(small_popula
     assert values["epsilon_fit"] + values["quality"]["epsilon"] == pytest.approx(0.5)
     assert values["quality"]["format"] == "sandbox.quality/1" and values["quality"]["bins"] == QUALITY_BINS
     assert FittedModel.from_payload(out).quality is not None
+
+
+def test_with_data_blind_noise_the_quality_block_is_identical_on_neighbours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing but the noisy counts reaches the figures: with the noise made data-blind (as tests/neighbours does,
+    a draw seeded by the public arguments only), D and D' plus one household (held out, or kept in) give the same
+    ``quality`` block byte for byte, for each estimator family (1 fit each)."""
+    from sandbox._private.vault.dp import mechanisms, quality
+
+    real = mechanisms.noisy_vector
+
+    def blind(true: Any, *, epsilon: float, delta: float, sensitivity: float, integer: bool) -> Any:
+        size = int(np.size(true))
+        _, noise = real(np.zeros(size), epsilon=epsilon, delta=delta, sensitivity=sensitivity, integer=integer)
+        rng = np.random.Generator(np.random.SFC64(abs(hash((size, epsilon, sensitivity, integer)))))
+        return (rng.integers(-3, 41, size).astype(float) if integer else rng.uniform(-25, 75, size)), noise
+
+    monkeypatch.setattr(quality, "noisy_vector", blind)
+    monkeypatch.setattr(quality, "_bootstrap_rng", lambda: np.random.Generator(np.random.SFC64(5)))
+    base = households_frame(300, seed=17)
+    new_ids = [h for h in range(80_000_000, 80_000_100) if not (base.household_id == h).any()]
+    added = [next(h for h in new_ids if is_held_out(h)), next(h for h in new_ids if not is_held_out(h))]
+    schema = households_schema()
+    tables = [TableData.from_frame(base, schema)] + [
+        TableData.from_frame(pd.concat([base, base.iloc[[0]].assign(household_id=h, debt_level="high")]), schema)
+        for h in added
+    ]
+    for spec in (
+        ModelSpec("logistic_regression", "debt", ("household_type", "income")),
+        ModelSpec("gaussian_nb", "debt_level", ("household_type", "arrears")),
+        ModelSpec("linear_regression", "income", ("household_type", "arrears")),
+    ):
+        blocks = {json.dumps(ENGINE.fit(spec, t, 1.0).public["quality"], sort_keys=True) for t in tables}
+        assert len(blocks) == 1, spec.estimator
+
+    # negative control: figures from the exact counts (no noise) differ once the held-out household is added
+    def exact(true: Any, *, epsilon: float, delta: float, sensitivity: float, integer: bool) -> Any:
+        return np.asarray(true, dtype=float), real(
+            np.zeros(1), epsilon=epsilon, delta=0.0, sensitivity=1, integer=True
+        )[1]
+
+    monkeypatch.setattr(quality, "noisy_vector", exact)
+    spec = ModelSpec("logistic_regression", "debt", ("household_type", "income"))
+    leaky = [json.dumps(ENGINE.fit(spec, t, 1.0).public["quality"], sort_keys=True) for t in tables[:2]]
+    assert leaky[0] != leaky[1]
