@@ -24,6 +24,7 @@ from ._private.shared.errors import (
     OutputPathError,
     PolicyError,
     QueryError,
+    RegisterFieldError,
     ReleaseError,
     SandboxError,
     SandboxWarning,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from ._private.kernel.studies.record import RunRecord
     from ._private.kernel.studies.runner import rerun_study, run_study
     from ._private.kernel.workspace import Dataset, Workspace, connect
+    from ._private.shared.algoritmeregister import author_fields_help, check_author_fields
     from ._private.shared.dummy import dummy_frame
     from ._private.shared.expr import col
     from ._private.shared.modelspec import ModelSpec
@@ -72,6 +74,8 @@ _LAZY: dict[str, str] = {
     "check_frame": "._private.kernel.conformance",
     "Job": "._private.kernel.jobs",
     "dummy_frame": "._private.shared.dummy",
+    "author_fields_help": "._private.shared.algoritmeregister",
+    "check_author_fields": "._private.shared.algoritmeregister",
     "ReleaseRequest": "._private.kernel.release",
     "Reviewer": "._private.kernel.review",
     "connect_reviewer": "._private.kernel.review",
@@ -114,6 +118,8 @@ __all__ = [
     "VerifyReport",
     "Workspace",
     "audit_predictions",
+    "author_fields_help",
+    "check_author_fields",
     "check_frame",
     "col",
     "connect",
@@ -137,6 +143,7 @@ __all__ = [
     "OutputPathError",
     "PolicyError",
     "QueryError",
+    "RegisterFieldError",
     "ReleaseError",
     "SandboxError",
     "SandboxWarning",

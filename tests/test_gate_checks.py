@@ -199,8 +199,9 @@ def test_dp_test_sensitivities() -> None:
 
 def test_dp_test_verdicts_from_its_noisy_values() -> None:
     """At an epsilon so large that the noise is negligible, the DP test reproduces the rules: a cell of 6 fails the
-    minimum, a dominated cell and a cell that fails the p-ratio get review, a large cell passes."""
-    cells = [(6, 5.0e5, 90_000.0, 80_000.0), (400, 1.0e5, 90_000.0, 1_000.0), (400, 3.0e7, 90_000.0, 80_000.0)]
+    minimum, a dominated cell and a cell that fails the p-ratio (remainder 8,000 below 10% of 90,000: off the rule's
+    edge, where the noisy margin's sign would be a coin toss) get review, a large cell passes."""
+    cells = [(6, 5.0e5, 90_000.0, 80_000.0), (400, 1.0e5, 90_000.0, 2_000.0), (400, 3.0e7, 90_000.0, 80_000.0)]
     s = sum_table("r_s", cells)
     plan = replace(plan_tests([s], POLICY, lambda _r: INCOME)["r_s"], epsilon=1e7)
     test = _test_record(plan, s)

@@ -70,12 +70,13 @@ def _model(hh: tuple[pd.DataFrame, TableData], spec: ModelSpec) -> FittedModel:
 def test_logistic_regression_attributes_are_sklearns(hh: tuple[pd.DataFrame, TableData]) -> None:
     frame = hh[0]
     model = _model(hh, ModelSpec("logistic_regression", "debt", FEATURES))
-    X, y = design_matrix(dict(model.to_dict()["values"]), frame), frame.debt.to_numpy()
+    values = dict(model.to_dict()["values"])
+    X, y = design_matrix(values, frame), frame.debt.to_numpy()
+    # the vault adds its public anchor rows (one per class, at the centre of the encoded space): so does the reference
+    X_a, y_a = anchor_rows(ModelSpec("logistic_regression", "debt", FEATURES), hh[1], values["preprocessing"])
+    assert values["anchor_rows"] == len(y_a) == 2
     train = ~held_out(frame.household_id.to_numpy())  # the vault fits on the households not held out
-    X_a, y_a = anchor_rows(
-        ModelSpec.from_dict(dict(model.spec)), hh[1], list(model.to_dict()["values"]["preprocessing"])
-    )
-    X_fit, y_fit = np.vstack([X[train], X_a]), np.concatenate([y[train].astype(int), y_a])  # with the public anchors
+    X_fit, y_fit = np.vstack([X[train], X_a]), np.concatenate([y[train], y_a == 1])
     fitted_ref = LogisticRegression(C=1.0, max_iter=1000).fit(X_fit, y_fit)
     assert np.allclose(model.coef_, fitted_ref.coef_, atol=1e-3)
     assert np.allclose(model.intercept_, fitted_ref.intercept_, atol=1e-3)

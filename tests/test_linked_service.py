@@ -45,7 +45,8 @@ def test_a_joined_question_is_one_charge_and_its_equivalents_come_from_the_store
     assert first["charged_epsilon"] == 0.5 and not first["reused"]
     assert len(svc.ledger.charges()) == 1
     assert svc.ledger.charges()[0].dataset == "persons"  # charged once, against the query's population (base)
-    assert svc.budget("households", ann)["epsilon_spent"] == 0.0
+    # one budget per population: the households table shows the same, single charge (not two, not none)
+    assert svc.budget("households", ann)["epsilon_spent"] == svc.budget("persons", ann)["epsilon_spent"] == 0.5
     same = [
         _q(where=(sb.col("age") <= 17).to_dict(), by=["gender"]),
         _q(where=(~(sb.col("age") >= 18)).to_dict(), by=["gender"]),

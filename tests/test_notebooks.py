@@ -120,7 +120,11 @@ def test_03_study_and_04_reviewer(workspace: Path, monkeypatch: pytest.MonkeyPat
     study = sb.run_study(
         NOTEBOOKS / "03_study_early_warning_model.ipynb",
         workspace=workspace,
-        cli_params=[("epsilon", "1.0"), ("features", '["income_band", "arrears_energy", "housing"]')],
+        cli_params=[
+            ("epsilon", "1.0"),
+            ("features", '["income_band", "arrears_energy", "housing"]'),
+            ("register", '{"organization": "Gemeente Noorderhaaks", "publication_category": "Impactvolle algoritmes"}'),
+        ],
         progress=False,
     )
     assert study.status == "succeeded"
@@ -132,6 +136,12 @@ def test_03_study_and_04_reviewer(workspace: Path, monkeypatch: pytest.MonkeyPat
     assert match is not None
     request_id, status = match.groups()
     assert status in ("blocked", "pending_review")
+    # the register parameter reached the gate: the draft's required fields nobody gave are flagged, not ours
+    printed = _printed(study, workspace)
+    assert "the standard requires description_short, contact_email;" in printed, printed
+    # the author's fairness reports, written at submission in both languages
+    mine = sorted(p.name[-7:] for p in (workspace / "reports" / request_id).glob("r_*_fairness_report_*.html"))
+    assert mine == ["en.html", "nl.html"]
 
     token = TokenStore(WorkspaceLayout.create(workspace).tokens).create("reviewer_one", "reviewer")
     monkeypatch.setenv("SANDBOX_REVIEWER_TOKEN", token)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
@@ -34,16 +35,8 @@ import numpy as np
 
 #: Names in ``mechanisms.__all__`` that draw no noise.
 _NOT_NOISE = frozenset(
-    {
-        "Noise",
-        "no_privacy_leaks",
-        "laplace_ci95",
-        "geometric_ci95",
-        "GRID_BITS",
-        "grid_exponent",
-        "quantile_grid_exponent",
-        "zcdp_rho",
-    }
+    {"Noise", "no_privacy_leaks", "laplace_ci95", "geometric_ci95", "GRID_BITS", "grid_exponent"}
+    | {"quantile_grid_exponent", "zcdp_rho"}  # the grid and the zCDP conversion: functions of public inputs only
 )
 _BLIND_SOURCES = ("noisy_vector", "dp_quantile")
 
@@ -140,14 +133,36 @@ def install_leaky_gate() -> None:
     checks.dp_check = lambda *a: leaky(*a) if _on("leaky-gate") else real(*a)  # type: ignore[assignment]
 
 
+#: Environment variable that names the flag folder to the worker processes (:mod:`worker_patches`).
+FLAGS_ENV = "SANDBOX_HARNESS_FLAGS"
+
+
+def configure(flags: Path) -> None:
+    """Read the switches from the files of ``flags`` (see the module docstring)."""
+    global _FLAGS
+    _FLAGS = flags
+
+
+def install_in_workers() -> None:
+    """Make the vault's fork server import :mod:`worker_patches`, so every worker process is patched too."""
+    from sandbox._private.vault.workers import pool
+
+    os.environ[FLAGS_ENV] = str(_FLAGS)
+    # Python 3.11's fork server ignores the parent's sys.path (it takes it, but never sets it): name this folder
+    # in the environment it inherits, or its import of worker_patches fails silently (ImportError is skipped).
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    pool._PRELOAD = [*pool._PRELOAD, "worker_patches"]
+
+
 def main(argv: list[str]) -> None:
     """``launch.py --flags DIR -- <sandbox CLI arguments>``: install both patches, then run the CLI."""
-    global _FLAGS
     if len(argv) < 3 or argv[0] != "--flags" or argv[2] != "--":
         raise SystemExit("usage: launch.py --flags DIR -- vault serve ...")
-    _FLAGS = Path(argv[1])
+    configure(Path(argv[1]))
     install_blind()
     install_leaky_gate()
+    install_in_workers()
     from sandbox.cli import run
 
     sys.argv = ["sandbox", *argv[3:]]

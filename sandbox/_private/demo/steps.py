@@ -220,13 +220,17 @@ class DemoSteps:
                 f"    {att.request_id} was released by an earlier demo (approved by {', '.join(state.reviewers)})"
             )
             return att.status
-        comment = (
-            f"Demo approval by a demo identity ({NOT_INDEPENDENT}). Read: the fairness audit (verdict "
-            f"{att.verdict}; {att.margin}), the DP spend of the items and the run record {att.run_id}. Approved so "
-            "that the demo can show a release written to the outbox."
+        # each reviewer states their own reasons: the workflow refuses a second approval that copies the first
+        read = (
+            f"the fairness audit (verdict {att.verdict}; {att.margin}) and the DP spend of the items",
+            f"the run record {att.run_id}, the model card and the gate's reasons",
         )
         status = att.status
-        for name in DEMO_REVIEWERS:
+        for name, what in zip(DEMO_REVIEWERS, read, strict=True):
+            comment = (
+                f"Demo approval by {name}, a demo identity ({NOT_INDEPENDENT}). I read {what}. Approved so that the "
+                "demo can show a release written to the outbox."
+            )
             if status == "released":  # a policy that needs fewer approvals (a table needs one)
                 break
             token = cli("vault", "token", "create", "--workspace", str(self.root), "--role", "reviewer", "--name", name)

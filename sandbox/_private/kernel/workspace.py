@@ -24,6 +24,7 @@ import pandas as pd
 from sandbox._private.shared.dummy import dummy_frame
 from sandbox._private.shared.errors import AuthError, QueryError, SandboxError, SandboxWarning
 from sandbox._private.shared.expr import Condition, as_condition
+from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.plan import Bin, Derived, Join, Relation, UnitCount, UnitSum, relation_schema
 from sandbox._private.shared.query import AggregateQuery, check_delta, check_epsilon
 from sandbox._private.shared.schema import TableSchema
@@ -364,10 +365,21 @@ def _spec_dict(spec: Any) -> dict[str, Any]:
 class Workspace:
     """A connection to one vault: list datasets, open handles, read budgets and stored results."""
 
-    def __init__(self, url: str, token: str, run_id: str | None = None, *, vault_uid: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        run_id: str | None = None,
+        *,
+        vault_uid: int | None = None,
+        workspace: str | Path | None = None,
+    ) -> None:
         self._t = Transport(url, token, run_id, vault_uid=vault_uid)
         self.url = self._t.url
         self.run_id = run_id
+        #: The local workspace folder (its ``reports/`` gets the fairness reports of each release request);
+        #: ``None`` when the vault is remote and ``SANDBOX_WORKSPACE`` is not set.
+        self.workspace = Path(workspace) if workspace is not None else None
 
     def __repr__(self) -> str:
         return f"Workspace({self.url})"
@@ -404,15 +416,35 @@ class Workspace:
         """Budget of dataset ``name``: ``epsilon_total``, ``epsilon_spent``, ``epsilon_remaining``, ..."""
         return Budget.from_payload(self._t.get(f"/v1/budget/{name}"))
 
-    def release(self, items: Sequence[Any], *, title: str, purpose: str, justification: str = "") -> Any:
+    def release(
+        self,
+        items: Sequence[Any],
+        *,
+        title: str,
+        purpose: str,
+        justification: str = "",
+        register: Mapping[str, Any] | None = None,
+    ) -> Any:
         """Ask the vault's release gate to release ``items`` (results minted by the vault).
 
-        Returns the gate's ``ReleaseRequest`` (``.status``: ``blocked``, ``pending_review``, ...); see
-        :func:`sandbox._private.kernel.release.release`.
+        ``register`` gives your fields of the model's Algoritmeregister draft (``sb.author_fields_help()``). The
+        fairness report of each audit item is written to ``workspace/reports/<request id>/`` in Dutch and English
+        (``request.reports``), when the workspace folder is known.
+        Returns the gate's ``ReleaseRequest`` (``.status``: ``blocked``, ``pending_review``, ...; ``.warnings``:
+        the draft's unfilled fields); see :func:`sandbox._private.kernel.release.release`.
         """
         from .release import release
 
-        return release(self._t, items, title=title, purpose=purpose, justification=justification)
+        reports = None if self.workspace is None else WorkspaceLayout(self.workspace).reports
+        return release(
+            self._t,
+            items,
+            title=title,
+            purpose=purpose,
+            justification=justification,
+            register=register,
+            reports_to=reports,
+        )
 
     def request(self, request_id: str) -> Any:
         """Fetch one of your release requests by id (``.status``, ``.reasons``, ``.withdraw()``, ...)."""
@@ -465,9 +497,9 @@ def connect(
     if url:
         if not token:
             raise AuthError(f"Vault {url} needs a token: pass token=... or set SANDBOX_TOKEN.")
-        return Workspace(url, token, run_id)
+        return Workspace(url, token, run_id, workspace=workspace or os.environ.get("SANDBOX_WORKSPACE"))
     from .launch import ensure_local_vault, local_vault_uid
 
     workspace = workspace or os.environ.get("SANDBOX_WORKSPACE") or "workspace"
     local_url, local_tok = ensure_local_vault(workspace, create=create)
-    return Workspace(local_url, token or local_tok, run_id, vault_uid=local_vault_uid(workspace))
+    return Workspace(local_url, token or local_tok, run_id, vault_uid=local_vault_uid(workspace), workspace=workspace)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,8 +44,8 @@ from .algoritmeregister_fields import (
     field_spec,
 )
 from .algoritmeregister_html import render_html
-from .algoritmeregister_values import Link, Part, Problem, RegisterDraft, Value
-from .errors import ReleaseError
+from .algoritmeregister_values import PARAGRAPH, Link, Part, Problem, RegisterDraft, Value
+from .errors import RegisterFieldError, ReleaseError
 from .policy import Policy
 
 __all__ = [
@@ -81,12 +82,14 @@ def _author_value(spec: RegisterField, value: Any) -> Value | None:
         return None
     if spec.kind in ("text", "choice"):
         if not isinstance(value, str):
-            raise ReleaseError(f"register[{spec.name!r}] must be a string, got {type(value).__name__}.")
+            raise RegisterFieldError(f"register[{spec.name!r}] must be a string, got {type(value).__name__}.")
         return value.strip() or None
     if spec.kind == "choices":
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-            raise ReleaseError(f"register[{spec.name!r}] must be a list of strings from: {', '.join(spec.allowed)}.")
+            raise RegisterFieldError(
+                f"register[{spec.name!r}] must be a list of strings from: {', '.join(spec.allowed)}."
+            )
         return tuple(v.strip() for v in items if v.strip()) or None
     return _links(spec, value)
 
@@ -94,20 +97,22 @@ def _author_value(spec: RegisterField, value: Any) -> Value | None:
 def _links(spec: RegisterField, value: Any) -> tuple[Link, ...] | None:
     example = '[{"title": "...", "link": "https://..."}] or [["title", "https://..."]]'
     if not isinstance(value, list | tuple):
-        raise ReleaseError(f"register[{spec.name!r}] must be a list of title/link entries, as {example}.")
+        raise RegisterFieldError(f"register[{spec.name!r}] must be a list of title/link entries, as {example}.")
     out = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
             extra = set(item) - {"title", "link"}
             if extra:
-                raise ReleaseError(f"register[{spec.name!r}][{i}] has keys {sorted(extra)}; only 'title' and 'link'.")
+                raise RegisterFieldError(
+                    f"register[{spec.name!r}][{i}] has keys {sorted(extra)}; only 'title' and 'link'."
+                )
             title, link = item.get("title", ""), item.get("link", "")
         elif isinstance(item, list | tuple) and len(item) in (1, 2):
             title, link = item[0], item[1] if len(item) == 2 else ""
         else:
-            raise ReleaseError(f"register[{spec.name!r}][{i}] must be a title/link entry, as {example}.")
+            raise RegisterFieldError(f"register[{spec.name!r}][{i}] must be a title/link entry, as {example}.")
         if not isinstance(title, str) or not isinstance(link, str | None):
-            raise ReleaseError(f"register[{spec.name!r}][{i}]: title and link must be strings.")
+            raise RegisterFieldError(f"register[{spec.name!r}][{i}]: title and link must be strings.")
         out.append(Link(title.strip(), (link or "").strip()))
     return tuple(out) or None
 
@@ -120,24 +125,26 @@ def normalise_author_fields(author_fields: Mapping[str, Any] | None) -> dict[str
 
     Raises
     ------
-    ReleaseError
+    RegisterFieldError
         An unknown field (with the nearest name), a field the author may not give (saying where it comes
         from), or a value of the wrong type.
     """
     if author_fields is None:
         return {}
     if not isinstance(author_fields, Mapping):
-        raise ReleaseError(f"register must be a mapping of field names to values, got {type(author_fields).__name__}.")
+        raise RegisterFieldError(
+            f"register must be a mapping of field names to values, got {type(author_fields).__name__}."
+        )
     out: dict[str, Value] = {}
     for name, value in author_fields.items():
         if name not in FIELD_NAMES:
             near = difflib.get_close_matches(str(name), list(FIELD_NAMES), n=1)
             hint = f"did you mean {near[0]!r}? " if near else ""
             given = ", ".join(f.name for f in author_fields_help())
-            raise ReleaseError(f"publication standard 1.0 has no field {name!r}; {hint}an author gives: {given}.")
+            raise RegisterFieldError(f"publication standard 1.0 has no field {name!r}; {hint}an author gives: {given}.")
         spec = field_spec(name)
         if not spec.author_may_give:
-            raise ReleaseError(_refusal(spec))
+            raise RegisterFieldError(_refusal(spec))
         v = _author_value(spec, value)
         if v is not None:
             out[name] = v
@@ -151,13 +158,13 @@ def check_author_fields(author_fields: Mapping[str, Any] | None) -> dict[str, Va
 
     Raises
     ------
-    ReleaseError
+    RegisterFieldError
         As :func:`normalise_author_fields`, or a value over its limit, not permitted or of the wrong form.
     """
     values = normalise_author_fields(author_fields)
     problems = validate(RegisterDraft({n: (Part("author", v),) for n, v in values.items()}))
     if problems:
-        raise ReleaseError(summary(problems))
+        raise RegisterFieldError(summary(problems))
     return values
 
 
@@ -203,7 +210,8 @@ def draft_from_release(
     Raises
     ------
     ReleaseError
-        A malformed request, spec or audit, or author fields that :func:`normalise_author_fields` refuses.
+        A malformed request, spec or audit; :class:`RegisterFieldError` (a ``ReleaseError``) for author fields
+        that :func:`normalise_author_fields` refuses.
     """
     if not isinstance(request, Mapping):
         raise ReleaseError(f"the release request must be a mapping, got {type(request).__name__}.")
@@ -229,13 +237,57 @@ def draft_from_release(
     if aud is not None:
         system["risks"].insert(0, Part("audit", txt.risks_audit_text(aud, labels)))
         system["impacttoetsen_grouping"] = [Part("audit", (Link(txt.assessment_title(aud)),))]
-    parts = {name: tuple(ps) for name, ps in system.items()}
+    parts = {name: _fitted(name, tuple(ps)) for name, ps in system.items()}
     for name, value in given.items():
         parts[name] = (*parts.get(name, ()), Part("author", value))
     for f in FIELDS:
         if f.default and f.name not in parts:
             parts[f.name] = (Part("default", f.default),)
     return RegisterDraft(parts, _provenance(request, facts, pol, aud))
+
+
+#: Characters of a text field the sandbox leaves for the author's paragraph when its own text would fill it.
+AUTHOR_ROOM = 500
+_WRITTEN = ("spec", "audit", "policy")
+_SHORTENED = " (Ingekort; de volledige fairness-audit en het beleid staan in de vrijgave.)"
+
+
+def _shorten(text: str, room: int) -> str:
+    """Keep the whole sentences of ``text`` that fit in ``room`` with the note that it was shortened."""
+    if len(text) <= room:
+        return text
+    kept = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        candidate = f"{kept} {sentence}".strip()
+        if len(candidate) + len(_SHORTENED) > room:
+            break
+        kept = candidate
+    return (kept + _SHORTENED).strip() if kept else text[: max(room - 1, 0)] + "…"
+
+
+def _fitted(name: str, parts: tuple[Part, ...]) -> tuple[Part, ...]:
+    """Shorten the sandbox's own text of a field to its limit (less :data:`AUTHOR_ROOM` where the author adds).
+
+    A long audit (many protected attributes, intersections and flagged proxies, with the schema's long Dutch
+    labels) must never make the draft break the standard by itself: the analyst cannot shorten the sandbox's text.
+    The longest part the sandbox wrote is cut at a sentence end, and says so; the full audit is released beside
+    the draft. Text from the request (title, purpose, justification) is never cut: the analyst shortens it.
+    """
+    spec = field_spec(name)
+    if spec.max_length is None or not all(isinstance(p.value, str) for p in parts):
+        return parts
+    room = spec.max_length - (AUTHOR_ROOM if spec.author in ("adds", "must_add") else 0)
+    total = sum(len(str(p.value)) for p in parts) + len(PARAGRAPH) * (len(parts) - 1)
+    if total <= room:
+        return parts
+    written = [i for i, p in enumerate(parts) if p.source in _WRITTEN]
+    if not written:
+        return parts  # the analyst's own text (title, purpose): refused by validate, never cut
+    longest = max(written, key=lambda i: len(str(parts[i].value)))
+    keep = len(str(parts[longest].value)) - (total - room)
+    out = list(parts)
+    out[longest] = Part(parts[longest].source, _shorten(str(parts[longest].value), max(keep, 0)))
+    return tuple(out)
 
 
 def _provenance(

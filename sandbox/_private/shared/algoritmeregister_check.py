@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from .algoritmeregister_fields import FIELDS, STANDARD_VERSION, RegisterField, field_spec
 from .algoritmeregister_values import PARAGRAPH, Link, Part, Problem, RegisterDraft, Value, joined
-from .errors import ReleaseError
+from .errors import RegisterFieldError
 
 __all__ = ["validate", "check", "summary"]
 
@@ -200,8 +200,8 @@ def summary(problems: Sequence[Problem]) -> str:
 
 
 def check(draft: RegisterDraft, *, complete: bool = False) -> RegisterDraft:
-    """Return ``draft`` if :func:`validate` finds nothing, else raise :class:`ReleaseError` listing every problem."""
+    """Return ``draft`` if :func:`validate` finds nothing, else raise :class:`RegisterFieldError` listing them all."""
     problems = validate(draft, complete=complete)
     if problems:
-        raise ReleaseError(summary(problems))
+        raise RegisterFieldError(summary(problems))
     return draft

@@ -59,6 +59,7 @@ _VERDICTS_NL = {
 }
 _UNITS_NL = {"household": ("huishouden", "huishoudens"), "person": ("persoon", "personen")}
 _TOP_GAPS = 3
+_TOP_PROXIES = 3
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,14 @@ def _proxy_sentences(audit: Mapping[str, Any], labels: Mapping[str, str]) -> lis
     flagged = [r for r in proxies if isinstance(r, Mapping) and r.get("flagged")]
     if not flagged:
         return [f"Geen kenmerk van het model voorspelt een beschermd kenmerk sterk{limit}."]
-    pairs = [
-        f"{_label(str(r.get('feature')), labels)} voor {_facet([str(r.get('attribute'))], labels)}" for r in flagged
-    ]
-    return [f"Mogelijke proxy's, kenmerken die een beschermd kenmerk voorspellen{limit}: {_join(pairs)}."]
+    by_feature: dict[str, list[str]] = {}
+    for r in sorted(flagged, key=lambda r: -float(r.get("auc") or 0) if isinstance(r.get("auc"), int | float) else 0):
+        by_feature.setdefault(str(r.get("feature")), []).append(_facet([str(r.get("attribute"))], labels))
+    shown = list(by_feature.items())[:_TOP_PROXIES]
+    pairs = [f"{_label(f, labels)} voor {_join(attrs)}" for f, attrs in shown]
+    more = len(by_feature) - len(shown)
+    tail = f" (en {more} andere kenmerken; de fairness-audit noemt ze allemaal)" if more > 0 else ""
+    return [f"Mogelijke proxy's, kenmerken die een beschermd kenmerk voorspellen{limit}: {'; '.join(pairs)}{tail}."]
 
 
 def risks_policy_text(policy: Policy) -> str:

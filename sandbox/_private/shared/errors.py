@@ -22,6 +22,7 @@ __all__ = [
     "FairnessInputError",
     "ReleaseError",
     "RequestCapError",
+    "RegisterFieldError",
     "IntegrityError",
     "OutputPathError",
     "StudyError",
@@ -82,6 +83,10 @@ class FairnessInputError(SandboxError, ValueError):
 
 class ReleaseError(SandboxError, ValueError):
     """A release request or review action is refused by the gate or the workflow."""
+
+
+class RegisterFieldError(ReleaseError):
+    """A field of an Algoritmeregister draft breaks publication standard 1.0 (HTTP 422): field, limit and fix."""
 
 
 class RequestCapError(ReleaseError):

@@ -11,7 +11,9 @@ tests the items need are charged in the ledger (:mod:`.dp_sdc`), then the gate's
 reviewer-only exact findings (:mod:`.findings`). The analyst's view of a request never carries those findings, and
 the audit log records only their salted hash. When the vote that completes the review approves it, the service
 writes the release to the outbox and marks it released; a request whose exact disclosure checks fail cannot be
-approved.
+approved. A request with a model item carries its Algoritmeregister draft (:mod:`.register`): the author's
+``register`` fields are stored in the gate report, the draft is checked when the request is made and its files are
+written to the outbox with the model.
 :meth:`ReleaseService.recover` (called when the vault starts) repairs a torn log line, removes unfinished
 outbox folders, records unlogged complete releases and marks approved requests whose release is in the outbox
 as released, so a crash leaves each release complete or absent.
@@ -27,6 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sandbox._private.shared.algoritmeregister import check_author_fields
 from sandbox._private.shared.errors import BudgetExceededError, NotFoundError, ReleaseError, SchemaError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.policy import Policy
@@ -34,7 +37,7 @@ from sandbox._private.shared.schema import TableSchema
 from sandbox._private.vault.ledger.db import Tx
 from sandbox._private.vault.ledger.ledger import ChargeRecord, Ledger
 from sandbox._private.vault.outbox.contents import analyst_gate, build_release, ledger_entry
-from sandbox._private.vault.outbox.files import PublishedRelease, publish_release, recover_outbox
+from sandbox._private.vault.outbox.files import PublishedRelease, ReleaseFile, publish_release, recover_outbox
 from sandbox._private.vault.outbox.journal import AuditLog, Head
 from sandbox._private.vault.outbox.verify import VerifyReport, verify_workspace, write_anchor
 
@@ -44,6 +47,7 @@ from .dp_sdc import TEST_KIND, TestPlan, compute_test
 from .findings import approvable
 from .limits import check_cap, flags
 from .names import check_text, check_title
+from .register import author_fields_of, model_drafts, register_files, register_report
 from .workflow import Action, Actor, Comment, RequestState, Vote, apply, new_request, required_approvals, visible_votes
 
 __all__ = ["ReleaseService", "STANDARD_REASON"]
@@ -181,29 +185,44 @@ class ReleaseService:
 
     # -- analyst ---------------------------------------------------------------------------------------------
     def create(
-        self, items: Sequence[Any], *, author: Actor, title: str, purpose: str, justification: str = ""
+        self,
+        items: Sequence[Any],
+        *,
+        author: Actor,
+        title: str,
+        purpose: str,
+        justification: str = "",
+        register: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Check the items, store the request and submit it unless the gate blocked it; return its view.
 
-        Provenance and the daily cap are checked before anything is charged; then the DP disclosure tests the
-        items need are charged (each in its own ledger transaction, never under the gate's lock); then the report
-        is stored. A request refused at any step leaves no request behind.
+        Provenance and the daily cap are checked before anything is charged; then the Algoritmeregister draft of
+        every model item is built from ``register`` (the author's fields) and checked against the standard's
+        limits (:mod:`.register`); then the DP disclosure tests the items need are charged (each in its own
+        ledger transaction, never under the gate's lock); then the report is stored, with the drafts' unfilled
+        fields as warnings. A request refused at any step leaves no request behind.
         """
         if author.role != "analyst":
             raise ReleaseError(f"release requests are made by analysts; {author.name} is {author.role}.")
         check_title(title)
         check_text(purpose, "purpose")
         check_text(justification, "justification", required=False)
+        check_author_fields(register)  # an unknown field, a wrong type or a text over its limit: 422, nothing done
         request_id = "req_" + secrets.token_hex(8)
         self.sync_charges()  # committed on its own: a refused request must not roll back the charges' events
         with self._tx() as tx:
             records = self._resolve(tx, items, author)
+        about = {"id": request_id, "title": title, "purpose": purpose, "justification": justification,
+                 "author": author.name}  # fmt: skip
+        drafts, warnings = model_drafts(records, about, self.policy, register, self._schema_of)
         tests = self._charge_tests(records, author)
         with self._tx() as tx:
             self._still_free(tx, records, author)  # a concurrent request may have taken an item, or the cap
             report = check_records(records, self.policy, tests=tests, schema_of=self._schema_of)
             findings = report.reviewer_findings()
             gate = report.to_json()
+            if drafts or warnings or register:
+                gate["register"] = register_report(register, drafts, warnings)
             kinds = [i.kind for i in report.items]
             t = new_request(
                 request_id, author.name, required_approvals(self.policy.review, kinds), blocked=report.blocked
@@ -339,7 +358,9 @@ class ReleaseService:
             state = _state_from_json(row[8])
             t = apply(state, "release", actor)  # refuses anything but an approved request
             release_id = f"rel-{request_id}"
-            files, entries, provenance = build_release(self.ledger, json.loads(row[6]), json.loads(row[7]))
+            gate = json.loads(row[7])
+            files, entries, provenance = build_release(self.ledger, json.loads(row[6]), gate)
+            files += self._register_files(row, gate)
             review = _review_record(state)
             published = publish_release(
                 self.layout.outbox, self.log, actor.name, release_id, files=files, request_id=request_id,
@@ -349,6 +370,17 @@ class ReleaseService:
             self._save(tx, t.state, release_id)
             self._log(tx, [_event(actor, e, request_id) for e in t.events])
         return published
+
+    def _register_files(self, row: tuple[Any, ...], gate: Mapping[str, Any]) -> list[ReleaseFile]:
+        """Render the Algoritmeregister draft of the request's model items, rebuilt from the stored request."""
+        records = [self.ledger.result(i) for i in json.loads(row[6])]
+        about = dict(zip(("id", "author", "title", "purpose", "justification", "created"), row[:6], strict=True))
+        try:
+            return register_files(records, about, self.policy, author_fields_of(gate), self._schema_of)
+        except ReleaseError:
+            if "register" in gate:
+                raise  # checked when the request was made: the same inputs give the same draft
+            return []  # a request made before the gate built drafts (a title over 100 characters): released without
 
     def requests(self, viewer: Actor, *, include_closed: bool = False) -> list[dict[str, Any]]:
         """List the requests the viewer may see: an analyst their own, reviewers and admins every submitted one."""

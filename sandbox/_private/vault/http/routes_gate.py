@@ -5,7 +5,8 @@
 :class:`ReleaseService` in ``request.app.state.gate``, created on first use, which runs the crash recovery
 (:meth:`ReleaseService.recover`) before serving anything.
 
-- ``POST /v1/releases`` (analyst): check items, create and submit a request;
+- ``POST /v1/releases`` (analyst): check items, create and submit a request (with the author's ``register``
+  fields of the Algoritmeregister draft of its model; a field over the standard's limits is a 422);
 - ``GET /v1/releases`` and ``GET /v1/releases/{id}`` (any role): what the caller may see; a reviewer or admin who
   is not the author also gets ``reviewer_findings`` (the exact disclosure findings; see
   :mod:`sandbox._private.vault.gate.findings`), an analyst only the gate's view computed from DP values;
@@ -25,7 +26,7 @@ import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from sandbox._private.shared.wire import Forbidden
 from sandbox._private.vault.gate.requests import ReleaseService
@@ -56,6 +57,10 @@ class ReleaseBody(BaseModel):
     title: str = Field(max_length=1000)
     purpose: str = Field(max_length=10_000)
     justification: str = Field("", max_length=10_000)
+    # the author's Algoritmeregister fields (sb.author_fields_help()); checked against publication standard 1.0
+    # by the gate, which refuses a bad one with 422 naming the field and its limit ("register" on the wire; the
+    # attribute has another name, since pydantic's BaseModel has one called register)
+    register_fields: dict[str, JsonValue] | None = Field(None, alias="register", max_length=64)
 
 
 class ActionBody(BaseModel):
@@ -95,7 +100,12 @@ def _actor(info: TokenInfo) -> Actor:
 @router.post("/v1/releases", summary="Check items at the gate and create (and submit) a release request")
 def create_release(request: Request, body: ReleaseBody, caller: AnalystCaller) -> dict[str, Any]:
     return gate_of(request).create(
-        body.items, author=_actor(caller), title=body.title, purpose=body.purpose, justification=body.justification
+        body.items,
+        author=_actor(caller),
+        title=body.title,
+        purpose=body.purpose,
+        justification=body.justification,
+        register=body.register_fields,
     )
 
 
