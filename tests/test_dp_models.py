@@ -5,7 +5,9 @@ design matrix up to noise of order 1/epsilon (coefficients within 1e-3, identica
 regression's predictions lie within 0.1% of the target's spread of sklearn's; diffprivlib's forest is built from
 random splits (not CART), so its reference is the majority class of each leaf (see that test). The design the vault
 fits includes its public anchor rows (one per class, or one for a regression: ``fitting.anchor_rows``), so the
-references are fitted on the same rows; what the anchors change is measured against sklearn without them.
+references are fitted on the same rows; what the anchors change is measured against sklearn without them. The
+vault fits on the households the public hold-out rule keeps in (``shared.holdout``; the others measure the model's
+quality, ``tests/test_dp_quality.py``), so every reference is fitted on those (``_training``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.naive_bayes import GaussianNB
 from test_dp_tables import engine_policy, households_frame, households_schema, persons_frame, persons_schema
 
 from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.holdout import held_out
 from sandbox._private.shared.model_params import design_matrix, predict_from_params, predict_proba_from_params
 from sandbox._private.shared.modelspec import ModelSpec
 from sandbox._private.shared.policy import Policy
@@ -46,6 +49,11 @@ def _anchored(fitted: FittedAnswer, table: TableData, X: np.ndarray, y: np.ndarr
     return np.vstack([X, X_a]), np.concatenate([y, y_a.astype(y.dtype)])
 
 
+def _training(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows the vault fits on: households the public hold-out rule does not hold out."""
+    return frame[~held_out(frame.household_id.to_numpy())].reset_index(drop=True)
+
+
 def _vault_order(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame in TableData's row order (stably sorted by household)."""
     return frame.iloc[np.argsort(frame.household_id.to_numpy(), kind="stable")].reset_index(drop=True)
@@ -54,6 +62,7 @@ def _vault_order(frame: pd.DataFrame) -> pd.DataFrame:
 def test_logistic_regression_at_huge_epsilon_is_sklearns(hh: Any) -> None:
     frame, table = hh
     fitted = ENGINE.fit(ModelSpec("logistic_regression", "debt", FEATURES), table, 1e6)
+    frame = _training(frame)
     X, y = design_matrix(fitted.public, frame), frame.debt.to_numpy()
     ref = LogisticRegression(C=1.0, max_iter=1000).fit(*_anchored(fitted, table, X, y.astype(int)))
     p = fitted.public["params"]
@@ -61,15 +70,17 @@ def test_logistic_regression_at_huge_epsilon_is_sklearns(hh: Any) -> None:
     assert np.allclose(p["intercept"], ref.intercept_, atol=1e-3)
     assert np.array_equal(predict_from_params(fitted.public, frame), ref.predict(X).astype(bool))
     assert fitted.public["classes"] == [False, True]
-    # what the two anchor rows change: the probabilities of sklearn without them, within 0.5 percentage points
+    # what the two anchor rows change: the probabilities of sklearn without them, within 0.75 percentage points
+    # (2 anchors among the 3,204 training rows; their pull shrinks as 1/n)
     plain = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
     moved = np.abs(predict_proba_from_params(fitted.public, frame)[:, 1] - plain.predict_proba(X)[:, 1])
-    assert moved.max() < 0.005, moved.max()
+    assert moved.max() < 0.0075, moved.max()
 
 
 def test_gaussian_nb_at_huge_epsilon_is_sklearns(hh: Any) -> None:
     frame, table = hh
     fitted = ENGINE.fit(ModelSpec("gaussian_nb", "debt_level", FEATURES), table, 1e6)
+    frame = _training(frame)
     X = design_matrix(fitted.public, frame)
     y = frame.debt_level.map({"none": 0, "low": 1, "high": 2}).to_numpy()
     ref = GaussianNB(var_smoothing=1e-9).fit(*_anchored(fitted, table, X, y))
@@ -85,6 +96,7 @@ def test_linear_regression_at_huge_epsilon_predicts_like_sklearn(hh: Any) -> Non
     frame, table = hh
     spec = ModelSpec("linear_regression", "income", ("household_type", "arrears", "n_children", "debt"))
     fitted = ENGINE.fit(spec, table, 1e6)
+    frame = _training(frame)
     X = design_matrix(fitted.public, frame)
     ref = LinearRegression().fit(*_anchored(fitted, table, X, frame.income.to_numpy()))
     diff = np.abs(predict_from_params(fitted.public, frame) - ref.predict(X))
@@ -103,7 +115,7 @@ def test_random_forest_at_huge_epsilon_labels_each_leaf_with_its_majority_class(
     frame, table = hh
     spec = ModelSpec("random_forest", "debt", FEATURES, params={"n_estimators": 10, "max_depth": 6})
     fitted = ENGINE.fit(spec, table, 1e6)
-    ordered = _vault_order(frame)
+    ordered = _training(_vault_order(frame))
     X, y = _anchored(fitted, table, design_matrix(fitted.public, ordered), ordered.debt.to_numpy().astype(int))
     X32 = X.astype(np.float32)
     trees = fitted.public["params"]["trees"]
@@ -180,7 +192,8 @@ def test_public_parameters_carry_preprocessing_from_the_schema_only(hh: Any) -> 
         "outputs": ["income"],
     }
     assert pub["mechanism"] == "diffprivlib.models.LogisticRegression" and pub["epsilon"] == 1.0
-    assert fitted.private["n_rows"] == len(frame)
+    assert fitted.private["n_rows"] == len(_training(frame))
+    assert fitted.private["n_rows_heldout"] == len(frame) - len(_training(frame))
     text = json.dumps(pub)
     assert "household_id" not in text
 
@@ -188,11 +201,13 @@ def test_public_parameters_carry_preprocessing_from_the_schema_only(hh: Any) -> 
 def test_rows_with_missing_features_are_dropped_and_counted_privately(hh: Any) -> None:
     frame, table = hh
     fitted = ENGINE.fit(ModelSpec("gaussian_nb", "debt", ("savings", "arrears")), table, 1.0)
+    train = _training(frame)
     assert fitted.private == {
-        "n_rows": int(frame.savings.notna().sum()),
+        "n_rows": int(train.savings.notna().sum()),
+        "n_rows_heldout": int(frame.savings.notna().sum() - train.savings.notna().sum()),
         "n_rows_dropped_missing": int(frame.savings.isna().sum()),
     }
-    assert ENGINE.model_rows(fitted, table).sum() == fitted.private["n_rows"]
+    assert ENGINE.model_rows(fitted, table).sum() == fitted.private["n_rows"] + fitted.private["n_rows_heldout"]
 
 
 def test_client_prediction_refuses_missing_values(hh: Any) -> None:

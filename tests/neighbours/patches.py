@@ -7,8 +7,8 @@ epsilon, delta, sensitivity; quantile and bounds). Both vaults of a pair then gi
 same question, so everything computed from DP values (verdicts, statuses, suppression, the gate's outcome) must
 be byte-identical too; any difference is a path from the rows to the analyst that bypasses the mechanisms. The
 metadata of the noise (mechanism, scale, interval) still comes from the real function. The audit's bootstrap
-generator is seeded the same way. diffprivlib's model fits keep their own noise: their parameters are DP values
-that the harness compares by shape only.
+generator, and that of a model's quality figures (``noise_sd``), are seeded the same way. diffprivlib's model
+fits keep their own noise: their parameters are DP values that the harness compares by shape only.
 
 **Leaky gate** (``leaky_gate``, the negative control): the analyst's disclosure verdict is taken from the exact
 rules on the true counts again (with the numbers left out of the reasons), as the gate did before issue 10. The
@@ -78,7 +78,7 @@ def _replace_everywhere(original: Callable[..., Any], replacement: Callable[...,
 def install_blind() -> None:
     """Replace every noise source of the vault by a data-blind, seeded draw (see the module docstring)."""
     _import_vault()
-    from sandbox._private.vault.dp import fairness_audit, mechanisms
+    from sandbox._private.vault.dp import fairness_audit, mechanisms, quality
 
     unknown = sorted(set(mechanisms.__all__) - _NOT_NOISE - set(_BLIND_SOURCES))
     if unknown:
@@ -105,6 +105,8 @@ def install_blind() -> None:
             raise RuntimeError(f"{real.__name__} is used nowhere: the harness's blind noise is out of date")
     real_rng = fairness_audit._bootstrap_rng
     fairness_audit._bootstrap_rng = lambda: _rng("bootstrap") if _on("blind") else real_rng()
+    real_quality_rng = quality._bootstrap_rng
+    quality._bootstrap_rng = lambda: _rng("quality-bootstrap") if _on("blind") else real_quality_rng()
 
 
 def leaky_check(real: Callable[..., Any]) -> Callable[..., Any]:

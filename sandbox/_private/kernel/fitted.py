@@ -4,7 +4,7 @@ Only the parameters (JSON) leave the vault. From them, :class:`FittedModel` give
 reaches for first — ``coef_``, ``intercept_``, ``classes_``, ``feature_names_in_``, ``n_features_in_``,
 ``get_feature_names_out()``, ``predict``, ``predict_proba`` and ``score`` — computed here, on dummy or public
 data that the analyst passes in. In a notebook it shows as a compact model card (estimator, target, features,
-ε, classes and the largest coefficients), not a dump of the JSON.
+ε, classes, the held-out DP quality figures and the largest coefficients), not a dump of the JSON.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pandas as pd
 from sandbox._private.shared.errors import QueryError
 from sandbox._private.shared.query import check_epsilon
 
+from .quality import ModelQuality
 from .results import AuditResult, Minted, thaw
 
 if TYPE_CHECKING:
@@ -69,6 +70,15 @@ class FittedModel(Minted):
     def is_classifier(self) -> bool:
         """Whether the model predicts classes (every estimator but the linear regression)."""
         return self.values.get("task") == "classification"
+
+    @property
+    def quality(self) -> ModelQuality | None:
+        """DP quality figures on held-out households (accuracy, AUC, calibration, or RMSE), charged with the fit.
+
+        ``None`` for a model fitted under a policy with ``models.quality_epsilon_share: 0``.
+        """
+        block = self.values.get("quality")
+        return None if block is None else ModelQuality.from_dict(block, self.id)
 
     # -- scikit-learn's attributes ----------------------------------------------------------------------------
     def _linear(self, what: str) -> Any:
@@ -220,6 +230,14 @@ class FittedModel(Minted):
             facts.append(("classes", ", ".join(str(c) for c in self.classes_)))
         facts.append(("id", self.id))
         rows = "".join(f"<tr><th style='text-align:left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in facts)
+        quality = self.quality
+        summary = ""
+        if quality is not None:  # one line; the calibration table is in model.quality
+            figs = " · ".join(f"{k} {v}" for k, v in quality.figures())
+            summary = (
+                f"<p><b>Held-out quality</b> (DP, ε {quality.epsilon:g} of the fit's, ± noise sd): {esc(figs)}; "
+                "calibration in <code>.quality</code></p>"
+            )
         coefs = self._coefficient_rows()
         table = ""
         if coefs:
@@ -228,4 +246,4 @@ class FittedModel(Minted):
                 f"<p>Largest coefficients (of {len(self.get_feature_names_out())}; all in <code>.coef_</code>)</p>"
                 f"<table><thead><tr><th>column</th><th>coefficient</th></tr></thead><tbody>{body}</tbody></table>"
             )
-        return f"<p><b>DP model</b> fitted in the vault</p><table>{rows}</table>{table}"
+        return f"<p><b>DP model</b> fitted in the vault</p><table>{rows}</table>{summary}{table}"

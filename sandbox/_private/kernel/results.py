@@ -48,11 +48,16 @@ def thaw(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class QueryCost:
-    """What a query or fit would cost, without spending anything, and what the vault warns about."""
+    """What a query or fit would cost, without spending anything, and what the vault warns about.
+
+    ``parts`` splits a fit's epsilon: ``(("fit", ...), ("quality", ...))`` (the held-out quality figures are in the
+    same charge); empty for a query.
+    """
 
     epsilon: float
     delta: float
     warnings: tuple[str, ...] = ()
+    parts: tuple[tuple[str, float], ...] = ()
 
 
 def mark_frame(frame: pd.DataFrame, result: Minted) -> pd.DataFrame:

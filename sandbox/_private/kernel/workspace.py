@@ -340,7 +340,8 @@ class Dataset:
         warnings_ = tuple(str(w) for w in body.get("warnings", ()))
         for text in warnings_:
             warnings.warn(text, SandboxWarning, stacklevel=2)
-        return QueryCost(float(body["epsilon"]), float(body["delta"]), warnings_)
+        parts = tuple((str(k), float(v)) for k, v in dict(body.get("parts") or {}).items())
+        return QueryCost(float(body["epsilon"]), float(body["delta"]), warnings_, parts)
 
     def budget(self) -> Budget:
         """Return the budget of this dataset: total, spent, remaining (and yours)."""

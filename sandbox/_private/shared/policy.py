@@ -27,6 +27,7 @@ __all__ = [
     "LimitRules",
     "GateRules",
     "WorkerRules",
+    "ModelRules",
     "load_policy",
     "default_policy_path",
 ]
@@ -173,6 +174,15 @@ class WorkerRules(_Section):
     fit_wall_seconds: float = Field(1800.0, ge=1, allow_inf_nan=False)
 
 
+class ModelRules(_Section):
+    """How a model fit is charged: the share of its epsilon spent on its held-out quality figures."""
+
+    #: Share of a fit's epsilon spent in the vault on the noisy counts behind its quality figures (accuracy, AUC,
+    #: calibration, or RMSE) on the held-out households; the rest fits the model. One charge covers both. 0 turns
+    #: the figures and the held-out split off (the model is then fitted on every household).
+    quality_epsilon_share: float = Field(0.1, ge=0, le=0.5, allow_inf_nan=False)
+
+
 class Policy(_Section):
     """A complete, validated policy. Build it with :func:`load_policy`."""
 
@@ -188,6 +198,7 @@ class Policy(_Section):
     limits: LimitRules = Field(default_factory=LimitRules)
     gate: GateRules = Field(default_factory=GateRules)
     workers: WorkerRules = Field(default_factory=WorkerRules)
+    models: ModelRules = Field(default_factory=ModelRules)
     sha256: str = Field("", description="sha256 of the file the policy was loaded from (set by the loader)")
 
     @classmethod

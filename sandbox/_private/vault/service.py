@@ -196,7 +196,9 @@ class VaultService:
         else:
             self._prepare_fit(body)
         warnings = [f"fit() will refuse this spec: {w}" for w in refusals] + fq.spec.policy_warnings(self.policy)
-        return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict(), "warnings": warnings}
+        quality = fq.epsilon * self.policy.models.quality_epsilon_share  # the held-out figures, in the same charge
+        parts = {"fit": fq.epsilon - quality, "quality": quality}
+        return {"epsilon": fq.epsilon, "delta": fq.delta, "query": fq.to_dict(), "warnings": warnings, "parts": parts}
 
     def fit(self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None) -> dict[str, Any]:
         checked, fq, record, records = self._prepare_fit(body)

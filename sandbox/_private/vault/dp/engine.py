@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from sandbox._private.shared.errors import QueryError
+from sandbox._private.shared.holdout import held_out
 from sandbox._private.shared.modelspec import FitQuery, ModelSpec
 from sandbox._private.shared.plan import RelationSchema
 from sandbox._private.shared.policy import Policy
@@ -58,6 +59,7 @@ from .fitting import fit_model, model_rows, predict_rows
 from .intervals import Interval, mean_interval, noise_interval, variance_interval
 from .mechanisms import Noise, dp_quantile, noisy_vector, quantile_grid_exponent
 from .modelframe import model_frame
+from .quality import measure_quality
 from .tabledata import TableData
 
 __all__ = ["Cost", "Checked", "Answer", "FittedAnswer", "DPEngine", "Catalog"]
@@ -294,6 +296,11 @@ class DPEngine:
     def fit(self, spec: ModelSpec | Checked, table: TableData | Catalog, epsilon: float | None = None) -> FittedAnswer:
         """Fit ``spec`` on ``table`` with ``epsilon``-DP (diffprivlib.models; bounds from the schema only).
 
+        ``policy.models.quality_epsilon_share`` of ``epsilon`` measures the released model on the households the
+        public hold-out rule keeps out of the fit (:mod:`.quality`); the rest fits it. The answer's ``quality`` holds
+        the figures (``None`` when the share is 0, and the fit then uses every household); ``epsilon`` is the whole
+        charge, ``epsilon_fit`` the model's part.
+
         ``spec`` may be a :class:`Checked` fit query (from :meth:`check`); it then carries its epsilon and its
         relation (joins and derived columns, read from ``table``, a :class:`Catalog`) and is not validated again.
 
@@ -318,10 +325,20 @@ class DPEngine:
             catalog = catalog or Catalog.of(base)
             relation = FitQuery(base.schema.name, spec, eps).relation
         frame = self.model_table(relation, catalog, [spec.target, *spec.features])
-        model, public, n_used = fit_model(spec, frame, eps)
+        eps_quality = eps * self.policy.models.quality_epsilon_share
+        heldout = held_out(frame.units()) if eps_quality > 0 else None
+        model, public, n_used = fit_model(spec, frame, eps - eps_quality, exclude=heldout)
+        public["epsilon"] = eps  # the charge: the fit's share and the quality figures' share
+        public["epsilon_fit"] = eps - eps_quality
+        public["quality"] = None if heldout is None else measure_quality(public, spec, frame, heldout, eps_quality)
         if not relation.is_plain:
             public["relation"] = FitQuery(relation.base, spec, eps, relation.joins, relation.derived).relation_dict()
-        private = {"n_rows": n_used, "n_rows_dropped_missing": frame.n_rows - n_used}
+        n_heldout = 0 if heldout is None else int((model_rows(spec, frame) & heldout).sum())
+        private = {
+            "n_rows": n_used,
+            "n_rows_heldout": n_heldout,
+            "n_rows_dropped_missing": frame.n_rows - n_used - n_heldout,
+        }
         return FittedAnswer(public=public, private=private, spec=spec, model=model)
 
     def model_table(self, relation: Any, catalog: Catalog, columns: list[str]) -> TableData:

@@ -32,7 +32,8 @@ therefore passes a fresh generator seeded with 128 bits from ``secrets`` for eac
 seed (invariant 9) and no two fits share a stream.
 
 Models are fitted on one row per household (refused otherwise by :meth:`ModelSpec.check`); rows with a missing
-feature or target are dropped, which still changes at most one row per household.
+feature or target are dropped, which still changes at most one row per household. The engine leaves out the
+households the public hold-out rule keeps for the model's quality figures (:mod:`.quality`).
 """
 
 from __future__ import annotations
@@ -180,14 +181,20 @@ def _export(spec: ModelSpec, model: Any) -> dict[str, Any]:
     }
 
 
-def fit_model(spec: ModelSpec, table: TableData, epsilon: float) -> tuple[Any, dict[str, Any], int]:
+def fit_model(
+    spec: ModelSpec, table: TableData, epsilon: float, exclude: np.ndarray | None = None
+) -> tuple[Any, dict[str, Any], int]:
     """Fit ``spec`` with ``epsilon``-DP; return the estimator, the public JSON parameters and the rows used.
 
     The caller (the engine) has already checked the spec against the schema and the policy. The design gets the
     public anchor rows (module docstring), so the classes and shapes of the result come from the schema alone and
-    no fit fails for lack of rows or of a class. The row count returned excludes the anchors.
+    no fit fails for lack of rows or of a class. The row count returned excludes the anchors. ``exclude`` (one
+    entry per row of ``table``) leaves rows out of the fit: the households the public hold-out rule keeps for the
+    quality figures (:mod:`.quality`).
     """
     keep = model_rows(spec, table)
+    if exclude is not None:
+        keep &= ~exclude
     X, steps = _design(spec, table, keep)
     y = _target(spec, table, keep)
     X_a, y_a = anchor_rows(spec, table, steps)
@@ -224,10 +231,15 @@ def fit_model(spec: ModelSpec, table: TableData, epsilon: float) -> tuple[Any, d
 
 
 def predict_rows(
-    public: dict[str, Any], spec: ModelSpec, table: TableData, model: Any = None
+    public: dict[str, Any], spec: ModelSpec, table: TableData, model: Any = None, rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(y_true, y_pred, y_score)`` over :func:`model_rows`; from ``model`` if given, else from ``public``."""
+    """``(y_true, y_pred, y_score)`` over :func:`model_rows`; from ``model`` if given, else from ``public``.
+
+    ``rows`` (one entry per row of ``table``) restricts them further, e.g. to the held-out households.
+    """
     keep = model_rows(spec, table)
+    if rows is not None:
+        keep &= rows
     X, _ = _design(spec, table, keep)
     y_code = _target(spec, table, keep)
     if spec.task == "regression":

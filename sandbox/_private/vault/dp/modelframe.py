@@ -39,7 +39,7 @@ def _restricted(schema: TableSchema, names: list[str]) -> TableSchema:
 
 
 def model_frame(relation: Relation, catalog: Catalog, columns: Iterable[str]) -> TableData:
-    """Return the relation's ``columns`` (plus the unit key) for fitting; a plain relation is the base table itself."""
+    """Return the relation's ``columns`` and unit key (``units()``) for fitting; a plain relation is the base table."""
     if relation.is_plain:
         return catalog.tables[relation.base]
     rs = relation_schema(relation, catalog.schemas())
@@ -48,8 +48,9 @@ def model_frame(relation: Relation, catalog: Catalog, columns: Iterable[str]) ->
     catalog.engine_of(names_tables)
     runner = catalog.tables[relation.base].runner
     sources = {n: catalog.tables[n].source() for n in names_tables}
-    table: pa.Table = runner.arrow(compile_frame(rs, names, sources, runner.dialect))
-    arrays: dict[str, np.ndarray] = {}
+    unit = rs.schema.unit_column
+    table: pa.Table = runner.arrow(compile_frame(rs, [*names, unit], sources, runner.dialect))
+    arrays: dict[str, np.ndarray] = {unit: np.asarray(table.column(len(names)).to_numpy(), dtype=np.int64)}
     for i, name in enumerate(names):
         col = table.column(i)
         if rs.schema.column(name).kind in ("category", "bool"):

@@ -12,7 +12,8 @@ guides the choice of plan and never changes a result.
 For model fitting and the in-vault fairness audit, which need a design matrix in memory, ``codes`` and ``values``
 give whole columns as numpy arrays on demand, in the order of the unit key and then the file
 (category and bool columns as ``int16`` codes in schema order, ``-1`` = missing; numbers as ``float64``, NaN =
-missing). :meth:`TableData.from_arrays` builds such a table from columns already computed (a model's relation).
+missing), and ``units()`` the unit key of each row in the same order. :meth:`TableData.from_arrays` builds such a
+table from columns already computed (a model's relation).
 """
 
 from __future__ import annotations
@@ -256,6 +257,25 @@ class TableData:
         with self._lock:
             self._arrays[name] = _freeze(arr.copy())
             return self._arrays[name]
+
+    def units(self) -> np.ndarray:
+        """Return the privacy unit's key of every row (``int64``), in the order of ``codes`` and ``values``."""
+        unit = self.schema.unit_column
+        with self._lock:
+            if unit in self._arrays:
+                return self._arrays[unit]
+        if self._fixed:
+            raise SchemaError(f"{self!r} was built without its unit column {unit!r}; pass it in the arrays.")
+        from .sql.compile import compile_frame, single_relation
+
+        sql = compile_frame(
+            single_relation(self.schema), [unit], {self.schema.name: self.source()}, self.runner.dialect
+        )
+        col = self.runner.arrow(sql).column(0)
+        arr = np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)
+        with self._lock:
+            self._arrays[unit] = _freeze(arr.copy())
+            return self._arrays[unit]
 
     def numeric(self, name: str) -> np.ndarray:
         """Float64 values of a numeric or bool column (bool as 0.0/1.0), NaN = missing."""

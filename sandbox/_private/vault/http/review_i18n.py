@@ -92,6 +92,17 @@ TEXT: dict[str, dict[str, str]] = {
     "preprocessing": {"en": "Preprocessing", "nl": "Voorbewerking"},
     "run": {"en": "Study run", "nl": "Studierun"},
     "quality": {"en": "Quality (DP)", "nl": "Kwaliteit (DP)"},
+    "quality_note": {
+        "en": "On households held out of the fit by a public rule on the household id; ε {eps} of the fit's, "
+        "± noise sd",
+        "nl": "Op huishoudens die een openbare regel op het huishoudnummer buiten de fit hield; ε {eps} van de fit, "
+        "± sd van de ruis",
+    },
+    "q_n": {"en": "Held-out rows (noisy)", "nl": "Achtergehouden rijen (met ruis)"},
+    "q_accuracy": {"en": "Accuracy (threshold 0.5)", "nl": "Nauwkeurigheid (drempel 0,5)"},
+    "q_auc": {"en": "AUC (binned ROC)", "nl": "AUC (ROC in klassen)"},
+    "q_ece": {"en": "Calibration error", "nl": "Kalibratiefout"},
+    "q_rmse": {"en": "RMSE", "nl": "RMSE"},
     "feature": {"en": "Feature", "nl": "Kenmerk"},
     "coefficient": {"en": "Coefficient", "nl": "Coëfficiënt"},
     "yes": {"en": "yes", "nl": "ja"},

@@ -97,10 +97,32 @@ def model_card(
         parts.append(table([t("feature", lang), t("coefficient", lang)], rows, numeric=[1], cls="data coef"))
     quality = model.get("quality")
     if isinstance(quality, Mapping) and quality:
-        rows = [(str(k), significant(v, lang) if is_number(v) else str(v)) for k, v in quality.items()]
         parts.append(tag("h5", t("quality", lang)))
-        parts.append(table(["", ""], rows, numeric=[1]))
+        parts.append(tag("p", t("quality_note", lang, eps=epsilon(quality.get("epsilon"), lang)), cls="note"))
+        parts.append(table(["", ""], _quality_rows(quality, lang), numeric=[1]))
     return tag("div", parts, cls="card model-card", data_item=item_id)
+
+
+#: Figures of a model's ``quality`` block (``sandbox.quality/1``), in display order, with their label keys.
+_QUALITY_FIGURES = (
+    ("n_heldout", "q_n"),
+    ("accuracy", "q_accuracy"),
+    ("auc", "q_auc"),
+    ("ece", "q_ece"),
+    ("rmse", "q_rmse"),
+)
+
+
+def _quality_rows(quality: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
+    """``(label, value ± noise sd)`` of each held-out figure that applies, rounded."""
+    rows = []
+    for key, label in _QUALITY_FIGURES:
+        fig = quality.get(key)
+        if isinstance(fig, Mapping):
+            value, sd = fig.get("value"), fig.get("noise_sd")
+            text = significant(value, lang) + (f" ± {significant(sd, lang, 2)}" if is_number(sd) else "")
+            rows.append((t(label, lang), text))
+    return rows
 
 
 def _named(name: str, labels: Labels) -> str:

@@ -574,17 +574,21 @@ def compile_frame(rs: RelationSchema, columns: list[str], sources: dict[str, str
     """Return the statement of ``columns`` of the relation, one row per relation row (model fitting and audits).
 
     Category columns come back as their codes in schema order (NULL = missing), bools as 0/1, numbers clipped to
-    their public bounds.
+    their public bounds; the unit column as the unit key itself.
     """
     q = AggregateQuery(rs.schema.name, "count", epsilon=1.0)
     c = _Compiler(q, rs, sources, dialect)
+    unit = rs.schema.unit_column
     for name in columns:
-        c.need(name)
+        if name != unit:
+            c.need(name)
     ctes, order = c.relation()
     sel = []
     for name in columns:
         col = rs.schema.column(name)
-        if col.kind in ("category", "bool"):
+        if name == unit:  # the privacy unit's key (the held-out split of a model's quality figures)
+            sel.append(f"_u AS {dialect.ident(name)}")
+        elif col.kind in ("category", "bool"):
             sel.append(f"{c.code(name)} AS {dialect.ident(name)}")
         else:
             sel.append(f"{c.clipped(name)} AS {dialect.ident(name)}")
