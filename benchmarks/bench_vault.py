@@ -182,6 +182,7 @@ class Vault:
         return {**os.environ, "PYTHONPATH": str(self.src)}
 
     def register(self, policy: Path, population: Path, only: str = "all") -> None:
+        population = _for_tree(population, self.src)
         args = [sys.executable, "-c", _REGISTER, str(self.src), str(self.workspace), str(policy), str(population)]
         args += [only, *([self.ledger_url] if self.ledger_url else [])]
         out = subprocess.run(
@@ -264,6 +265,30 @@ def _row(name: str, today: str, now: str, target: str, ratio: str) -> None:
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+#: Schema fields added since the baseline (a baseline's schema refuses fields it does not know).
+_NEW_COLUMN_FIELDS = ("category_labels_nl", "category_labels_en")
+
+
+def _for_tree(population: Path, src: Path) -> Path:
+    """The population as ``src``'s registry reads it: this tree's as it is; for the baseline, the same data files
+    (linked) with the schema fields it predates left out (display labels only: the rows are the same)."""
+    if src == ROOT:
+        return population
+    out = population.with_name(f"{population.name}-for-{src.name}")
+    if not out.exists():
+        (out / "schema").mkdir(parents=True)
+        for f in population.iterdir():
+            if f.is_file():
+                (out / f.name).symlink_to(f)
+        for f in (population / "schema").glob("*.json"):
+            schema = json.loads(f.read_text(encoding="utf-8"))
+            for column in schema.get("columns", []):
+                for key in _NEW_COLUMN_FIELDS:
+                    column.pop(key, None)
+            (out / "schema" / f.name).write_text(json.dumps(schema), encoding="utf-8")
+    return out
 
 
 def _sides(work: Path, baseline: Path, tag: str, pg: _Postgres | None = None) -> list[Vault]:
