@@ -84,15 +84,35 @@ def _run_all_cells(page: Any, attempts: int = 6) -> None:
         f"() => {{ const p = [...document.querySelectorAll('{_ACTIVE} .jp-CodeCell .jp-InputPrompt')];"
         " return p.length > 0 && p.every(x => /\\[(\\*|\\d+)\\]/.test(x.textContent)); }"
     )
+    dialogs: list[str] = []
     for _ in range(attempts):
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-        page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+        dialogs += _accept_dialogs(page)
         try:
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=15_000)
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')", timeout=15_000)
             page.wait_for_function(started, timeout=20_000)
             return
-        except Exception:  # playwright's TimeoutError: the kernel was not ready yet
+        except Exception:  # playwright's TimeoutError: the kernel was not ready yet, or a dialog took the click
             page.keyboard.press("Escape")
-    raise AssertionError(f"Run All Cells did not start execution after {attempts} attempts")
+    raise AssertionError(f"Run All Cells did not start execution after {attempts} attempts (dialogs: {dialogs})")
+
+
+def _accept_dialogs(page: Any) -> list[str]:
+    """Accept every modal dialog JupyterLab shows (e.g. "Select Kernel" when the kernel spec answers late under load,
+    whose default is the notebook's own kernel); return their texts. A dialog left open takes every click."""
+    seen = []
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count() == 0:
+            break
+        seen.append(dialog.first.inner_text(timeout=5_000)[:200])
+        accept = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+        if accept.count():
+            accept.first.click(timeout=10_000)
+        else:
+            page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+    return seen
 
 
 _ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
