@@ -173,14 +173,14 @@ def _prepare_target(out_dir: Path) -> Path:
             f"Cannot write the population to {str(out_dir)!r}: creating a directory in {str(parent)!r} failed "
             f"({exc.strerror}). Choose a directory you can write to (--out), or fix its permissions."
         ) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)
-    return tmp
+    return tmp  # mkdtemp made it 0700: the population is protected data (ground truth included)
 
 
 def _finish(tmp: Path, out_dir: Path) -> None:
-    """Move the complete ``tmp`` into place; an earlier population at ``out_dir`` is replaced."""
+    """Move the complete ``tmp`` into place (folders 0700, files 0600); an earlier population there is replaced."""
+    for path in tmp.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    tmp.chmod(0o700)
     old = None
     if out_dir.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))

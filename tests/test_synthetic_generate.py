@@ -181,6 +181,10 @@ def test_written_files_and_manifest(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".pop.") for p in tmp_path.iterdir())
     assert synthetic.population_is_current(out, 3_000, seed=1)
     assert not synthetic.population_is_current(out, 3_000, seed=2)
+    # protected data, ground truth included: only the generating account may read it
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]}
+    assert {m for rel, m in modes.items() if (out / rel).is_dir()} == {0o700}, modes
+    assert {m for rel, m in modes.items() if (out / rel).is_file()} == {0o600}, modes
 
 
 def test_earlier_population_is_replaced(tmp_path: Path) -> None:
