@@ -97,8 +97,14 @@ def _submit_requests(workspace: Path) -> None:
             table = hh.count(by=[column], epsilon=0.3)
             ws.release([table], title=f"Households by {column}", purpose="Armoedemonitor: households per group.")
         spec = sb.ModelSpec("logistic_regression", target="registered_problematic_debt", features=("income_band",))
-        model = hh.fit(spec, epsilon=1.0)
-        ws.release([model, model.audit()], title="Vroegsignalering model", purpose="Early warning of debt.")
+        # The gate sees only DP values, so on 2,000 households noise can block the model's request (a noisy gap
+        # above the fail line); the guide needs one that reached review: ask again with another ε (a new fit).
+        for epsilon in (1.0, 0.9, 0.8):
+            model = hh.fit(spec, epsilon=epsilon)
+            request = ws.release([model, model.audit()], title="Vroegsignalering model", purpose="Early warning.")
+            if request.status != "blocked":
+                break
+        assert request.status != "blocked", request.reasons
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +113,9 @@ def reviewer_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
     from sandbox._private.vault.server import open_service
 
     root = tmp_path_factory.mktemp("reviewer-guide")
-    # 2,000 households: the "other" type (0.6% of households, CBS 2024) then has the 10 the SDC minimum asks.
-    population = synthetic.write_population(root / "population", 2_000, seed=5)
+    # 5,000 households: the "other" type (0.6% of households, CBS 2024) then has about 30, so its noisy count (scale
+    # 3.3 at epsilon 0.3) is never near the minimum of 10 the gate applies to released counts.
+    population = synthetic.write_population(root / "population", 5_000, seed=5)
     open_service(root / "workspace").registry.add_population(population)
     # Start the vault from a child process, so this process holds no Popen of it; sb.connect() reuses it.
     code = "import sys; from sandbox._private.kernel.launch import ensure_local_vault as e; e(sys.argv[1])"
