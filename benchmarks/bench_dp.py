@@ -7,8 +7,10 @@ Run: ``.venv/bin/python -m benchmarks.bench_dp`` (options: ``--rows``, ``--small
    about 8.2 million households of 1-9 persons; columns as in the generator's persons table), written to Parquet
    and loaded with :meth:`TableData.load` (load time reported separately), then
    ``mean(income) by (age_band, migration_background)`` at epsilon 1 with the default policy's household bound
-   (k = 8 rows per household), repeated; target: at most 2 s per query. The timed answer includes the private
-   per-cell statistics for disclosure control (distinct households, top-2 contributions) and the noise: OpenDP's
+   (k = 8 rows per household), repeated; target: at most 2 s per query. The timed answer is what the vault
+   computes for an analyst's question (``disclosure=False``: rows and sums per cell after the household bound;
+   the per-cell statistics for disclosure control, distinct households and top-2 contributions, follow when the
+   answer is put in a release request, see ``bench_query``) and the noise: OpenDP's
    exact discrete Laplace on the count (integers) and on the centred sum (a power-of-two grid), with the
    conservative intervals. The noise and intervals alone are timed too (same vector lengths and parameters) and
    printed as a share of the query: the rest is the exact aggregation, the floor this query cannot go below.
@@ -109,12 +111,12 @@ def _query() -> AggregateQuery:
 def time_ours(table: TableData, repeats: int, cpu: list[float] | None = None) -> list[float]:
     """Wall seconds per query; CPU seconds of this process per query are appended to ``cpu``."""
     engine = DPEngine(load_policy())
-    engine.answer(_query(), table)  # warm-up (the table's profile, DuckDB's view of the file)
+    engine.answer(_query(), table, disclosure=False)  # warm-up (profile, DuckDB's view, the dropped rows)
     times = []
     for _ in range(repeats):
         aggregates.clear_cache()  # the exact cells are computed anew every time (the engine keeps them otherwise)
         c0, t0 = time.process_time(), time.perf_counter()
-        engine.answer(_query(), table)
+        engine.answer(_query(), table, disclosure=False)  # as the vault answers (disclosure statistics deferred)
         times.append(time.perf_counter() - t0)
         if cpu is not None:
             cpu.append(time.process_time() - c0)

@@ -255,3 +255,43 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[-1][:1] != "Z"
     except OSError:
         return False
+
+
+def test_a_release_request_computes_the_deferred_disclosure_statistics_in_a_worker(
+    vault: VaultProcess, population: Path, clean: None
+) -> None:
+    """A served answer is stored without its disclosure statistics; the release request computes them in a worker.
+
+    Reference: the same statistics computed in this process by the engine with the answer (``disclosure=True``)
+    on the same file. The reviewer's exact findings state the true households of every cell below the minimum,
+    which only the completed statistics carry; the analyst's responses carry none of them.
+    """
+    from sandbox._private.shared.policy import load_policy
+    from sandbox._private.shared.query import AggregateQuery
+    from sandbox._private.shared.schema import TableSchema
+    from sandbox._private.vault.dp.engine import DPEngine
+    from sandbox._private.vault.dp.tabledata import TableData
+
+    where = {"op": "between", "column": "income", "lower": 110000.0, "upper": 150000.0}
+    body = {"dataset": "persons", "kind": "sum", "column": "income", "by": ["gender"], "where": where}
+    schema = TableSchema.load(population / "schema" / "persons.json")
+    table = TableData.load(population / "persons.parquet", schema)
+    query = AggregateQuery.from_dict({**body, "epsilon": 0.25})
+    policy = load_policy(vault.policy)
+    reference = DPEngine(policy).answer(query, table).private
+    small = {tuple(c["key"]): c["units"] for c in reference["cells"] if 0 < c["units"] < policy.disclosure.min_count}
+    assert small, reference["cells"]  # the population has cells of a few high incomes (precondition)
+    with vault.client("analyst", "carol") as carol, vault.client("reviewer", "rita") as rita:
+        r = carol.post("/v1/query", json={**query.to_dict()})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert "units" not in r.text and "top1" not in r.text
+        items = [{"id": answer["id"], "sha256": answer["sha256"]}]
+        created = carol.post("/v1/releases", json={"items": items, "title": "Hoge inkomens", "purpose": "Test"})
+        assert created.status_code == 200, created.text
+        assert "reviewer_findings" not in created.text and "rests on" not in created.text
+        view = rita.get(f"/v1/releases/{created.json()['id']}").json()
+    (item,) = view["reviewer_findings"]["items"]
+    reasons = " ".join(item["reasons"])
+    for key, units in small.items():
+        assert f"cell ({', '.join(key)}) rests on {units} households" in reasons, (key, units, reasons)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from conftest import write_policy
 
 from sandbox._private.shared.errors import IntegrityError
+from sandbox._private.shared.query import AggregateQuery
 from sandbox._private.vault.server import open_service
 
 
@@ -33,7 +35,15 @@ def test_private_part_is_stored_but_never_returned(small_population: Path, tmp_p
         {"dataset": "persons", "kind": "sum", "column": "income", "by": ["gender"], "epsilon": 1.0}, caller, "run-7"
     )
     row = svc.ledger.result(out["id"])
-    assert '"units"' in row.private_json and '"top1"' in row.private_json  # what the gate's SDC checks need
+    stored = json.loads(row.private_json)  # the answer's own statistics; the disclosure ones are deferred
+    assert stored["disclosure"] == "deferred" and stored["tables"] == {"persons": 1}
+    assert [c["rows"] for c in stored["cells"]] and all("units" not in c for c in stored["cells"])
+    full = json.loads(svc.complete(row).private_json)  # what the gate's SDC checks need, when it is released
+    assert all({"units", "top1", "top2", "abs_total"} <= set(c) for c in full["cells"])
+    reference = svc.engine.answer(  # the same statistics as the engine computes them with the answer
+        AggregateQuery.from_dict(json.loads(row.query_json)), svc._open.get(svc.ledger.dataset("persons"))
+    ).private
+    assert full["cells"] == reference["cells"] and full["rows_truncated"] == reference["rows_truncated"]
     assert "units" not in str(out) and "top1" not in str(out)
     assert out["run_id"] == "run-7" and out["epsilon_remaining"] == 9.0
     assert out["mechanism"] == "DiscreteLaplace(grid=2^-1)"  # the exact mechanism, grid included

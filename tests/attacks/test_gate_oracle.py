@@ -101,7 +101,7 @@ def _sides(root: Path) -> tuple[Side, Side]:
         policy.write_text(yaml.safe_dump(_POLICY), encoding="utf-8")
         svc = open_service(ws, policy=policy)
         svc.registry.add_population(population)
-        out.append(Side(svc, ReleaseService(ws, svc.ledger, svc.policy)))
+        out.append(Side(svc, ReleaseService(ws, svc.ledger, svc.policy, complete=svc.complete)))
     return out[0], out[1]
 
 

@@ -22,6 +22,7 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
+from .disclosure import Completer, deferred
 from .dp.engine import Catalog, Checked, DPEngine
 from .dp.tabledata import TableData
 from .ledger.ledger import CHARGE_EVENT, ChargeOutcome, ChargeRecord, ComputedAnswer, DatasetRecord, Ledger
@@ -81,6 +82,8 @@ class VaultService:
     _open: OpenTables = field(default_factory=OpenTables, init=False, repr=False)
 
     recovered: list[str] = field(default_factory=list, init=False)
+    #: completes a stored answer with its disclosure statistics (the release gate calls it; see .disclosure)
+    complete: Completer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.layout.tokens)
@@ -89,6 +92,7 @@ class VaultService:
         self.ledger.attach_journal(GroupAppender(journal))
         journal.recover()  # a torn last line (crash during an append) is repaired before anything is appended
         self.recovered = self.ledger.recover(lambda: _journalled_charges(self.layout))
+        self.complete = Completer(self.ledger.dataset, self._open, lambda: self.engine)
 
     @property
     def registry(self) -> DatasetRegistry:
@@ -157,9 +161,9 @@ class VaultService:
         catalog = self._catalog(records, load=True)  # opened before the ledger lock is taken
         versions = {n: r.version for n, r in records.items()}
 
-        def compute() -> ComputedAnswer:
-            ans = engine.answer(checked, catalog)
-            return ComputedAnswer(ans.public, ans.private, _mechanism(ans, query.kind))
+        def compute() -> ComputedAnswer:  # the disclosure statistics follow if it is put in a release request
+            ans = engine.answer(checked, catalog, disclosure=False)
+            return ComputedAnswer(ans.public, deferred(ans.private, records), _mechanism(ans, query.kind))
 
         # one charge, against the base table's record: its population's budget (a joined query is one question)
         outcome = self.ledger.charge(

@@ -32,10 +32,29 @@ from sandbox._private.shared.plan import RelationSchema
 from sandbox._private.shared.query import AggregateQuery
 from sandbox._private.shared.schema import TableSchema
 
-from .sql.compile import EXCLUDED, TRUNCATED, CellSQL, compile_cells, compile_values, magnitude, ordered_table
+from .sql.compile import (
+    EXCLUDED,
+    TRUNCATED,
+    CellSQL,
+    compile_cells,
+    compile_scan,
+    compile_values,
+    magnitude,
+    ordered_table,
+    scan_table,
+)
 from .tabledata import TableData
 
-__all__ = ["Catalog", "CellStats", "exact_cells", "cell_keys", "bin_edges", "UnitStats", "clear_cache"]
+__all__ = [
+    "Catalog",
+    "CellStats",
+    "exact_cells",
+    "answer_cells",
+    "cell_keys",
+    "bin_edges",
+    "UnitStats",
+    "clear_cache",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +110,8 @@ class CellStats:
     Attributes
     ----------
     rows, units : ndarray of int64
-        Rows and distinct households per cell (after the household bound and the filter).
+        Rows and distinct households per cell (after the household bound and the filter); ``units`` is None
+        when only the answer's statistics were computed (:func:`answer_cells`).
     total, centred, squares : ndarray of float64
         Per cell: sum of the clipped values, sum of ``x - mid`` and sum of ``(x - mid)**2 - r**2/2``
         (zeros for a count; ``mid``, ``r``: middle and half-width of the public bounds).
@@ -104,7 +124,7 @@ class CellStats:
     """
 
     rows: np.ndarray
-    units: np.ndarray
+    units: np.ndarray | None
     total: np.ndarray
     centred: np.ndarray
     squares: np.ndarray
@@ -119,6 +139,11 @@ class CellStats:
     @property
     def rows_used(self) -> int:
         return int(self.rows.sum())
+
+    @property
+    def disclosure(self) -> bool:
+        """Whether the households per cell (and, for magnitude tables, the largest contributions) are here."""
+        return self.units is not None
 
 
 #: The name the release gate and earlier code used for these facts.
@@ -213,6 +238,67 @@ def exact_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: 
     return stats
 
 
+def answer_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: int) -> CellStats:
+    """Return what the DP answer needs of ``query``: rows and sums per cell, with ``units`` None.
+
+    One scan of the relation (:func:`~.sql.compile.compile_scan`), the rows beyond the household bound excluded
+    by their row numbers (:meth:`TableData.dropped`, measured once per table). The disclosure statistics
+    (households per cell, the largest contributions) are left for :func:`exact_cells`, which the vault runs when
+    the answer is put in a release request. Quantiles (which need every value), tables on an engine that cannot
+    keep the dropped rows, and relations with two many-row tables get :func:`exact_cells` in full.
+    """
+    sources, runner = _sources(catalog, rs)
+    ok, multi = scan_table(rs, k)
+    if query.kind == "quantile" or not ok or not hasattr(runner, "materialize") or STRATEGY_GROUPED[0]:
+        return exact_cells(query, rs, catalog, k)
+    dropped = catalog.tables[multi].dropped(k) if multi is not None else None
+    if dropped is not None and not dropped.whole:  # many dropped rows: exclude them by row number
+        assert multi is not None
+        return _scan(query, rs, sources, runner, {multi: dropped.name})
+    stats = _scan(query, rs, sources, runner, {})
+    if dropped is None:
+        return stats
+    assert multi is not None  # few dropped rows: the cells of all rows, less those of the dropped ones
+    less = _scan(query, rs, {**sources, multi: dropped.name}, runner, {})
+    return replace(
+        stats,
+        rows=stats.rows - less.rows,
+        total=stats.total - less.total,
+        centred=stats.centred - less.centred,
+        squares=stats.squares - less.squares,
+        rows_truncated=less.rows_in,
+    )
+
+
+def _scan(
+    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, drops: dict[str, str]
+) -> CellStats:
+    plan = compile_scan(query, rs, sources, runner.dialect, drops)
+    key = f"{runner.dialect.name}|scan|{plan.sql}|{query.kind}"
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    n = plan.n_cells
+    rows = np.zeros(n, dtype=np.int64)
+    sums = np.zeros((3, n))
+    rows_in = truncated = 0
+    for rec in runner.rows(plan.sql):
+        cell, n_rows = int(rec[0]), int(rec[1])
+        rows_in += n_rows
+        if cell == TRUNCATED:
+            truncated += n_rows
+        elif cell != EXCLUDED:
+            rows[cell] = n_rows
+            sums[:, cell] = [float(rec[2] or 0.0), float(rec[3] or 0.0), float(rec[4] or 0.0)]
+    if query.kind in ("mean", "variance"):  # the statement sums x - mid only: the total follows from it
+        assert query.column is not None
+        lo, hi = rs.schema.column(query.column).bounds
+        sums[0] = sums[1] + rows * ((lo + hi) / 2)
+    stats = CellStats(rows, None, sums[0], sums[1], sums[2], None, None, None, rows_in, truncated, None, "scan")
+    _CACHE.put(key, stats)
+    return stats
+
+
 def _merge(pieces: list[CellStats]) -> CellStats:
     """Return the statistics of the union of disjoint sets of households."""
     first = pieces[0]
@@ -224,7 +310,7 @@ def _merge(pieces: list[CellStats]) -> CellStats:
         abs_total = np.sum([p.abs_total for p in pieces if p.abs_total is not None], axis=0)
     return CellStats(
         rows=np.sum([p.rows for p in pieces], axis=0),
-        units=np.sum([p.units for p in pieces], axis=0),
+        units=np.sum([p.units for p in pieces if p.units is not None], axis=0),
         total=np.sum([p.total for p in pieces], axis=0),
         centred=np.sum([p.centred for p in pieces], axis=0),
         squares=np.sum([p.squares for p in pieces], axis=0),

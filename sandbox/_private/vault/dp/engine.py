@@ -53,7 +53,7 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery, Schemas, as_schemas, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .aggregates import Catalog, CellStats, cell_keys, exact_cells
+from .aggregates import Catalog, CellStats, answer_cells, cell_keys, exact_cells
 from .answers import Answer, Checked, Cost, FittedAnswer
 from .fitting import fit_model, model_rows, predict_rows
 from .intervals import Interval, mean_interval, noise_interval, variance_interval
@@ -151,11 +151,18 @@ class DPEngine:
         return Cost(eps, 0.0)
 
     # -- aggregates ---------------------------------------------------------------------------------------------
-    def answer(self, query: AggregateQuery | Checked, table: TableData | Catalog) -> Answer:
+    def answer(self, query: AggregateQuery | Checked, table: TableData | Catalog, *, disclosure: bool = True) -> Answer:
         """Compute the DP answer to ``query`` on ``table`` (see the module docstring for the mechanisms).
 
         ``table`` is the queried table, or the :class:`Catalog` of its population for a linked query. A
         :class:`Checked` query (from :meth:`check` on the same schemas) is not validated again.
+
+        With ``disclosure`` (the default) ``Answer.private`` holds every cell's households and, for sums, means
+        and variances, the largest household contributions, which the release gate checks. Without it only
+        what the answer needs is computed (one scan: rows and sums per cell) and ``private["disclosure"]`` is
+        ``"deferred"``: :meth:`disclosure` computes the rest on the same rows when the answer is put in a
+        release request (the vault does this; most answers are never released). The public answer is the same
+        either way.
         """
         item = query.item if isinstance(query, Checked) else query
         catalog = table if isinstance(table, Catalog) else Catalog.of(table, item.dataset)
@@ -165,7 +172,7 @@ class DPEngine:
         query = checked.item
         rs = query.resolve(checked.schema)
         k = self.rows_per_unit(rs.schema)
-        stats = exact_cells(query, rs, catalog, k)
+        stats = exact_cells(query, rs, catalog, k) if disclosure else answer_cells(query, rs, catalog, k)
         values, scales, noises, sens, _, ci = _ANSWERERS[query.kind](self, query, rs.schema, stats, k)
         keys = cell_keys(query, rs.schema)
         public = self._public(query, keys, values, scales, noises, sens, k, ci)
@@ -211,7 +218,27 @@ class DPEngine:
             "error_note": _ERROR_NOTES[query.kind],
         }
 
+    def disclosure(self, query: AggregateQuery, catalog: Catalog, k: int) -> dict[str, Any]:
+        """Return the full ``Answer.private`` of an answer given earlier with ``disclosure=False``.
+
+        ``k`` is the answer's ``rows_per_unit`` (from its private part: the policy may have changed since). The
+        exact statistics are recomputed on the same rows (the vault checks each registered file's sha256 when it
+        opens it), so they are those the answer would have carried.
+        """
+        rs = query.resolve(catalog.schemas())
+        return self._private(query, cell_keys(query, rs.schema), exact_cells(query, rs, catalog, k), k)
+
     def _private(self, query: AggregateQuery, keys: list[tuple[Any, ...]], stats: CellStats, k: int) -> dict[str, Any]:
+        if stats.units is None:  # the answer's statistics only: the disclosure ones follow at a release request
+            return {
+                "format": "sandbox.answer-private/1",
+                "disclosure": "deferred",
+                "cells": [{"key": list(key), "rows": int(stats.rows[i])} for i, key in enumerate(keys)],
+                "rows_in": stats.rows_in,
+                "rows_truncated": stats.rows_truncated,
+                "rows_used": stats.rows_used,
+                "rows_per_unit": k,
+            }
         magnitude = query.kind in ("sum", "mean", "variance")
         cells = []
         for i, key in enumerate(keys):

@@ -23,6 +23,7 @@ import itertools
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from .sql.checks import (
 )
 from .sql.runner import ENGINES, Runner, runner_for, typed_exprs
 
-__all__ = ["TableData", "Profile"]
+__all__ = ["TableData", "Profile", "Dropped", "DROPPED_ROWS_MAX"]
 
 _KEYS = itertools.count()
 
@@ -214,6 +215,36 @@ class TableData:
                     self._profile = self._measure(source, int(n))
             return self._profile
 
+    def dropped(self, k: int) -> Dropped | None:
+        """Return the rows the household bound ``k`` drops, kept in the engine once, or None if it drops none.
+
+        A household keeps its first ``k`` rows in file order, so the dropped rows depend on the table and ``k``
+        only, never on a question: they are found once (one streaming pass when each household's rows are
+        contiguous, else a ranking per household) and kept as a table of the engine, whole (every column, when
+        they are at most :data:`DROPPED_ROWS_MAX` rows: a question then subtracts their cells from those of all
+        rows) or as row numbers (a question excludes them with a join). None when no household has more than
+        ``k`` rows, or when the engine cannot keep such a table (then the plans rank rows themselves).
+        """
+        profile = self.profile
+        if profile.max_rows <= k:
+            return None
+        runner = self.runner
+        materialize = getattr(runner, "materialize", None)
+        if materialize is None:
+            return None
+        u = runner.dialect.ident(self.schema.unit_column)
+        src = self.source()
+        if profile.contiguous:
+            rank = f"SELECT _rn, lag({u}, {int(k)}) OVER () = {u} AS _over FROM {src}"
+        else:
+            rank = f"SELECT _rn, row_number() OVER (PARTITION BY {u} ORDER BY _rn) > {int(k)} AS _over FROM {src}"
+        numbers = str(materialize(self.key, f"dropped_{int(k)}", f"SELECT _rn FROM ({rank}) AS _r WHERE _over"))
+        ((n,),) = runner.rows(f"SELECT count(*) FROM {numbers}")
+        if int(n) > DROPPED_ROWS_MAX:
+            return Dropped(numbers, int(n), whole=False)
+        rows = f"SELECT * FROM {src} WHERE _rn IN (SELECT _rn FROM {numbers})"
+        return Dropped(str(materialize(self.key, f"dropped_rows_{int(k)}", rows)), int(n), whole=True)
+
     @property
     def n_rows(self) -> int:
         """Rows in the table."""
@@ -310,6 +341,30 @@ class TableData:
             h.update((self.codes if c.kind in ("category", "bool") else self.values)[c.name].tobytes())
         return h.hexdigest()
 
+
+@dataclass(frozen=True)
+class Dropped:
+    """The rows of a table beyond the household bound, kept in its engine (:meth:`TableData.dropped`).
+
+    Attributes
+    ----------
+    name : str
+        The engine's table: the rows themselves with every column of the typed view (``whole``), or only their
+        ``_rn``.
+    n_rows : int
+        How many rows.
+    whole : bool
+        Whether ``name`` holds the rows (then a question's cells of these rows are subtracted from those of all
+        rows) or only their row numbers (then a question excludes them with a join).
+    """
+
+    name: str
+    n_rows: int
+    whole: bool
+
+
+#: The most dropped rows kept whole (about 100 MB for a table of a dozen columns); more are kept as row numbers.
+DROPPED_ROWS_MAX = 1_000_000
 
 #: Rows per part of a contiguous many-row table, at the least, and the most parts (answered in parallel).
 PART_ROWS = 1_000_000

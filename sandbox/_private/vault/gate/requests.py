@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from sandbox._private.shared.algoritmeregister import check_author_fields
-from sandbox._private.shared.errors import BudgetExceededError, NotFoundError, ReleaseError, SchemaError
+from sandbox._private.shared.errors import BudgetExceededError, InternalError, NotFoundError, ReleaseError, SchemaError
 from sandbox._private.shared.layout import WorkspaceLayout
 from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.schema import TableSchema
+from sandbox._private.vault.disclosure import is_deferred
 from sandbox._private.vault.ledger.db import Tx
 from sandbox._private.vault.ledger.ledger import ChargeRecord, Ledger
 from sandbox._private.vault.outbox.contents import analyst_gate, build_release, ledger_entry
@@ -109,10 +110,18 @@ class ReleaseService:
         The policy in force.
     """
 
-    def __init__(self, workspace: str | Path, ledger: Ledger, policy: Policy) -> None:
+    def __init__(
+        self,
+        workspace: str | Path,
+        ledger: Ledger,
+        policy: Policy,
+        complete: Callable[[ChargeRecord], ChargeRecord] | None = None,
+    ) -> None:
         self.layout = WorkspaceLayout(Path(workspace))
         self.ledger = ledger
         self.policy = policy
+        #: adds the disclosure statistics an answer was stored without (``VaultService.complete``)
+        self.complete = complete
         self.log = AuditLog(self.layout.journal)
         self._schemas: dict[tuple[str, int], TableSchema] = {}
         with self.ledger.db.transaction() as tx:
@@ -212,6 +221,7 @@ class ReleaseService:
         self.sync_charges()  # committed on its own: a refused request must not roll back the charges' events
         with self._tx() as tx:
             records = self._resolve(tx, items, author)
+        records = [self._completed(r) for r in records]  # deferred disclosure statistics: outside any transaction
         about = {"id": request_id, "title": title, "purpose": purpose, "justification": justification,
                  "author": author.name}  # fmt: skip
         drafts, warnings = model_drafts(records, about, self.policy, register, self._schema_of)
@@ -245,6 +255,17 @@ class ReleaseService:
             self._log(tx, [_event(author, e, request_id) for e in events])
             self._log_new_flags(tx, author.name, report.datasets, request_id)
         return self.show(request_id, author)
+
+    def _completed(self, record: ChargeRecord) -> ChargeRecord:
+        """Return a stored result with every statistic the gate checks (see :mod:`..disclosure`)."""
+        if not is_deferred(record):
+            return record
+        if self.complete is None:
+            raise InternalError(
+                f"result {record.id} was stored without its disclosure statistics and this release service "
+                "cannot compute them: construct it with the vault's `complete`."
+            )
+        return self.complete(record)
 
     def _resolve(self, tx: Tx, items: Sequence[Any], author: Actor) -> list[ChargeRecord]:
         held = self._open_items(tx)

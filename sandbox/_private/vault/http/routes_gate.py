@@ -87,7 +87,9 @@ def _gate_of_app(app: FastAPI) -> ReleaseService:
         gate = getattr(state, "gate", None)
         if gate is None:
             vault = state.service
-            gate = ReleaseService(vault.layout.workspace, vault.ledger, vault.policy)
+            compute = getattr(state, "compute", None)  # a served vault computes in its worker pool
+            complete = compute.complete if compute is not None else vault.complete
+            gate = ReleaseService(vault.layout.workspace, vault.ledger, vault.policy, complete=complete)
             gate.recover()
             state.gate = gate
     return gate

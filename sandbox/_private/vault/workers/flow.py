@@ -28,7 +28,8 @@ from sandbox._private.shared.canonical import canonical_json
 from sandbox._private.shared.errors import ComputeLimitError, InternalError, SandboxError
 from sandbox._private.shared.query import AggregateQuery
 
-from ..ledger.ledger import ChargeOutcome, DatasetRecord
+from ..disclosure import completed, deferred_inputs, is_deferred
+from ..ledger.ledger import ChargeOutcome, ChargeRecord, DatasetRecord
 from ..ledger.records import Reservation
 from ..service import VaultService, _outcome_payload
 from ..tokens import TokenInfo
@@ -200,6 +201,31 @@ class ComputeService:
         result = job.result
         job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
         return result
+
+    # -- deferred disclosure statistics (for the release gate) ------------------------------------------------------
+    async def disclose(self, record: ChargeRecord) -> ChargeRecord:
+        """Return a stored answer with its disclosure statistics, computed in a worker (see :mod:`..disclosure`).
+
+        A job of the answer's analyst in the fit lane (it may take seconds on a national table); nothing is
+        charged: these are exact statistics for the gate's DP test and the reviewers, never sent to the analyst.
+        """
+        if not is_deferred(record):
+            return record
+        query, versions, k = deferred_inputs(record)
+        ledger = self.vault.ledger
+        records = await asyncio.to_thread(lambda: {n: ledger.dataset(n, v) for n, v in versions.items()})
+        slot = self.pool.admit(lane_of("disclosure"), record.analyst)
+        job_id = f"disclosure-{record.id}"
+        answer = await self.pool.run(slot, job_id, "disclosure", records[query.dataset], (query, k), records=records)
+        return completed(record, answer.private, versions)
+
+    def complete(self, record: ChargeRecord) -> ChargeRecord:
+        """:meth:`disclose` for a caller in another thread (the release gate's routes run in threads)."""
+        if not is_deferred(record):
+            return record
+        loop = self.pool._loop
+        assert loop is not None, "start() the pool first"
+        return asyncio.run_coroutine_threadsafe(self.disclose(record), loop).result()
 
     def cancel(self, job: Job) -> None:
         """Stop a job of its owner (``DELETE /v1/jobs/{id}``); a finished job stays as it is."""

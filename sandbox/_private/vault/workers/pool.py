@@ -68,7 +68,7 @@ ForkingPickler.register(MappingProxyType, _reduce_mapping_proxy)
 
 
 def lane_of(kind: str) -> str:
-    """Return the lane of a task kind: aggregates in ``query``, fits and audits in ``fit``."""
+    """Return the lane of a task kind: aggregates in ``query``; fits, audits and disclosure statistics in ``fit``."""
     return "query" if kind == "aggregate" else "fit"
 
 

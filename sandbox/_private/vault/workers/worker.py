@@ -33,7 +33,7 @@ from ..tables import OpenTables
 __all__ = ["Task", "worker_main", "run_task"]
 
 _PR_SET_PDEATHSIG = 1
-TaskKind = Literal["aggregate", "fit", "audit"]
+TaskKind = Literal["aggregate", "fit", "audit", "disclosure"]
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,17 @@ def run_task(task: Task, engine: DPEngine, tables: OpenTables) -> ComputedAnswer
         item, cost = task.item
         catalog = tables.catalog(task.records, load=True, verify=task.verify)
         checked = Checked(item, cost, catalog.schemas())  # checked in the vault process, against these schemas
-        if task.kind == "aggregate":
-            ans = engine.answer(checked, catalog)
-            return ComputedAnswer(ans.public, ans.private, _mechanism(ans, item.kind))
+        if task.kind == "aggregate":  # the disclosure statistics follow if it is put in a release request
+            from ..disclosure import deferred
+
+            ans = engine.answer(checked, catalog, disclosure=False)
+            return ComputedAnswer(ans.public, deferred(ans.private, task.records), _mechanism(ans, item.kind))
         fitted = engine.fit(checked, catalog)
         return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, item.spec.diffprivlib_class))
+    if task.kind == "disclosure":  # the deferred statistics of a stored answer, for its release request
+        query, k = task.item
+        catalog = tables.catalog(task.records, load=True, verify=task.verify)
+        return ComputedAnswer({}, engine.disclosure(query, catalog, k), "")
     from ..dp.fairness_audit import compute_audit
 
     job = task.item

@@ -38,6 +38,8 @@ from .dialect import Dialect
 __all__ = [
     "CellSQL",
     "compile_cells",
+    "compile_scan",
+    "scan_table",
     "compile_values",
     "compile_frame",
     "single_relation",
@@ -128,13 +130,19 @@ class _Compiler:
         if name in self.rs.derived and isinstance(self.rs.derived[name].value, Condition):
             return f"(CASE WHEN {self.condition(self._derived_nf(name))} THEN 1.0e0 ELSE 0.0e0 END)"
         if col.kind == "bool":
-            return f"(CASE WHEN {self.ref(name)} THEN 1.0e0 WHEN NOT {self.ref(name)} THEN 0.0e0 END)"
+            return f"CAST({self.ref(name)} AS DOUBLE)"  # 1.0 / 0.0, NULL stays NULL
         return self.ref(name)
 
     def clipped(self, name: str) -> str:
         lo, hi = self.schema.column(name).bounds
         x = self.numeric(name)
-        clip = f"least(greatest({x}, {self.d.number(lo)}), {self.d.number(hi)})"  # greatest() skips NULL: keep it
+        zero_one = self.schema.column(name).kind == "bool" or (
+            name in self.rs.derived and isinstance(self.rs.derived[name].value, Condition)
+        )
+        if zero_one and lo <= 0.0 and hi >= 1.0:  # a 0/1 value within its bounds: nothing to clip
+            return x
+        lo_s, hi_s = self.d.number(lo), self.d.number(hi)
+        clip = f"(CASE WHEN {x} < {lo_s} THEN {lo_s} WHEN {x} > {hi_s} THEN {hi_s} ELSE {x} END)"  # NULL stays NULL
         return f"(CASE WHEN {x} IS NULL THEN NULL ELSE {clip} END)" if self.schema.column(name).nullable else clip
 
     def code(self, name: str) -> str:
@@ -148,8 +156,7 @@ class _Compiler:
                 return f"(CASE WHEN {self.condition(self._derived_nf(name))} THEN 1 ELSE 0 END)"
         if col.kind == "bool":
             return f"(CASE WHEN {self.ref(name)} THEN 1 WHEN NOT {self.ref(name)} THEN 0 END)"
-        whens = " ".join(f"WHEN {self.d.string(c)} THEN {i}" for i, c in enumerate(col.categories))
-        return f"(CASE {self.ref(name)} {whens} END)"
+        return self.d.category_code(self.ref(name), col.categories)
 
     def _bin_code(self, b: Bin) -> str:
         x = self.numeric(b.column)
@@ -203,20 +210,32 @@ class _Compiler:
         return f"({expr} IS {'NOT ' if negate else ''}NULL)"
 
     # -- the relation -----------------------------------------------------------------------------------------
-    def relation(self, extra_rel: list[str] | None = None) -> tuple[list[str], list[str]]:
-        """CTEs up to ``rel`` and the order columns; ``rel`` has ``_u``, ``_rn<i>`` and the needed columns."""
+    def relation(
+        self, extra_rel: list[str] | None = None, drops: dict[str, str] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """CTEs up to ``rel`` and the order columns; ``rel`` has ``_u``, ``_rn<i>`` and the needed columns.
+
+        ``drops`` maps a row table to the relation of its rows beyond the household bound (their ``_rn``); ``rel``
+        then has ``_drop``, true for those rows.
+        """
         d = self.d
         ctes: list[str] = []
         order: list[str] = []
         unit = self.schema.unit_column
         rel_cols: list[str] = []
+        drop_terms: list[str] = []
         for i, table in enumerate(self.rs.row_tables):
             cols = sorted(self.needed[table])
             sel = [f"{d.ident(unit)} AS _u", f"_rn AS _rn{i}"]
             sel += [f"{d.ident(self.rs.origin[c][1])} AS {d.ident(c)}" for c in cols]
+            if drops and table in drops:
+                sel.append(f"_rn IN (SELECT _rn FROM {drops[table]}) AS _drop{i}")
+                drop_terms.append(f"t{i}._drop{i}")
             ctes.append(f"t{i} AS (SELECT {', '.join(sel)} FROM {self.sources[table]})")
             order.append(f"_rn{i}")
             rel_cols += [f"t{i}.{d.ident(c)}" for c in cols] + [f"t{i}._rn{i}"]
+        if drop_terms:
+            rel_cols.append(f"({' OR '.join(drop_terms)}) AS _drop")
         joins = [f"t{i}" if i == 0 else f"JOIN t{i} ON t0._u = t{i}._u" for i in range(len(self.rs.row_tables))]
         for j, (name, agg) in enumerate(self.aggs):
             ctes.append(f"d{j} AS ({self._aggregate(agg)})")
@@ -369,6 +388,56 @@ def compile_cells(
             "FROM b JOIN m ON b._cell = m._mc GROUP BY _cell"
         )
     return CellSQL(sql, n_cells, "grouped" if per_unit else "unit", split)
+
+
+def scan_table(rs: RelationSchema, k: int) -> tuple[bool, str | None]:
+    """Whether the scan plan answers ``rs`` with ``k`` rows kept, and the table whose rows the bound drops.
+
+    The relation's rows of one household are the rows of its one many-row table (the one-row tables and the
+    per-household values join one row to each), so the first ``k`` rows of a household in relation order are the
+    first ``k`` in that table's file order: the rows it drops are the table's own, whatever the question. With two
+    many-row tables that is no longer so (returns ``(False, None)``).
+    """
+    multi = [t for t in rs.row_tables if rs.tables[t].max_rows_per_unit > 1]
+    if len(multi) > 1:
+        return False, None
+    if not multi or k >= rs.schema.max_rows_per_unit:
+        return True, None
+    return True, multi[0]
+
+
+def compile_scan(
+    query: AggregateQuery,
+    rs: RelationSchema,
+    sources: dict[str, str],
+    dialect: Dialect,
+    drops: dict[str, str],
+) -> CellSQL:
+    """Return the statement of the per-cell rows and sums of ``query`` (no household statistics): one scan.
+
+    ``drops`` maps the many-row table (see :func:`scan_table`) to the relation of its rows beyond the household
+    bound, measured once per table (:meth:`TableData.dropped`). Rows are ``(cell, rows, total, centred,
+    squares)``, with cell ``-1`` for the bound's rows and ``-2`` for the filter's. This is all a DP answer needs;
+    the households per cell and the largest contributions (the disclosure statistics) come from
+    :func:`compile_cells` when a release is requested.
+    """
+    if query.kind == "quantile":
+        raise InternalError("a quantile needs its values: compile_values, not compile_scan")
+    c = _Compiler(query, rs, sources, dialect)
+    c.prepare()
+    x, y, sq = _sums(c)
+    ctes, _ = c.relation(drops=drops)
+    cell = f"CASE WHEN {c.present()} THEN {c.cell_expr()} ELSE {EXCLUDED} END"
+    if drops:
+        cell = f"CASE WHEN _drop THEN {TRUNCATED} ELSE {cell} END"
+    # only the sums the answer uses (a mean's total is its centred sum plus rows x mid: see answer_cells)
+    used = {"sum": ("t",), "mean": ("c1",), "variance": ("c1", "c2")}.get(query.kind, ())
+    exprs = {"t": x, "c1": y, "c2": sq}
+    cols = [f"{exprs[n]} AS _{n}" for n in used]
+    ctes.append(f"cells AS (SELECT {', '.join([f'{cell} AS _cell', *cols])} FROM rel)")
+    aggs = [f"sum(_{n}) AS {n}" if n in used else f"0.0e0 AS {n}" for n in ("t", "c1", "c2")]
+    sql = f"WITH {', '.join(ctes)} SELECT _cell, count(*) AS n, {', '.join(aggs)} FROM cells GROUP BY _cell"
+    return CellSQL(sql, query.n_cells(rs.schema), "scan", False)
 
 
 def _side(c: _Compiler, name: str, multi: str) -> str:

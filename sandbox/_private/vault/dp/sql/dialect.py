@@ -63,6 +63,18 @@ class Dialect:
         text = repr(v + 0.0)
         return text if ("e" in text or "E" in text) else f"{text}e0"
 
+    def category_code(self, expr: str, categories: tuple[str, ...] | list[str]) -> str:
+        """Return the 0-based position of ``expr`` among ``categories`` (NULL for a missing or unknown value).
+
+        DuckDB looks the value up in a list constant (one hash probe instead of a chain of string comparisons);
+        Spark gets a ``CASE``.
+        """
+        if self.name == "duckdb":
+            items = ", ".join(self.string(c) for c in categories)
+            return f"(list_position([{items}], {expr}) - 1)"
+        whens = " ".join(f"WHEN {self.string(c)} THEN {i}" for i, c in enumerate(categories))
+        return f"(CASE {expr} {whens} END)"
+
     def integer(self, value: int) -> str:
         return str(int(value))
 

@@ -127,6 +127,7 @@ class DuckRunner:
         self._con = duckdb.connect(":memory:", config=config)
         self._lock = threading.Lock()
         self._views: dict[str, str] = {}
+        self._tables: dict[tuple[str, str], str] = {}
 
     def _raw(self, path: Path | None, frame: pa.Table | None, name: str) -> str:
         if frame is not None:
@@ -203,6 +204,19 @@ class DuckRunner:
         finally:
             con.close()
 
+    def materialize(self, key: str, label: str, sql: str) -> str:
+        """Store the rows of ``sql`` as a table of the engine, once per ``(key, label)``; return its name.
+
+        The table belongs to the source ``key`` and is dropped with it (:meth:`forget`).
+        """
+        with self._lock:
+            name = self._tables.get((key, label))
+            if name is None:
+                name = f"mat_{next(_COUNTER)}"
+                self._con.execute(f"CREATE TABLE {name} AS {sql}")
+                self._tables[(key, label)] = name
+            return name
+
     def forget(self, keys: Sequence[str]) -> None:
         """Drop the views of tables no longer used (tests create many small tables)."""
         with self._lock:
@@ -211,6 +225,8 @@ class DuckRunner:
                 if name:
                     self._con.execute(f"DROP VIEW IF EXISTS {name}")
                     self._con.execute(f"DROP TABLE IF EXISTS raw_{name}")
+                for tk in [t for t in self._tables if t[0] == key]:
+                    self._con.execute(f"DROP TABLE IF EXISTS {self._tables.pop(tk)}")
 
 
 _DUCK: DuckRunner | None = None
