@@ -282,14 +282,19 @@ def _scan(
     rows = np.zeros(n, dtype=np.int64)
     sums = np.zeros((3, n))
     rows_in = truncated = 0
+    coders, strides = _coders(plan, rs.schema, query)
+    nk = len(plan.keys)
     for rec in runner.rows(plan.sql):
-        cell, n_rows = int(rec[0]), int(rec[1])
+        present, dropped, key, n_rows = rec[0], rec[1], rec[2 : 2 + nk], int(rec[2 + nk])
         rows_in += n_rows
-        if cell == TRUNCATED:
+        if dropped:
             truncated += n_rows
-        elif cell != EXCLUDED:
-            rows[cell] = n_rows
-            sums[:, cell] = [float(rec[2] or 0.0), float(rec[3] or 0.0), float(rec[4] or 0.0)]
+            continue
+        if not present:
+            continue
+        cell = sum(coder(v) * st for coder, v, st in zip(coders, key, strides, strict=True))
+        rows[cell] += n_rows
+        sums[:, cell] += [float(v or 0.0) for v in rec[3 + nk : 6 + nk]]
     if query.kind in ("mean", "variance"):  # the statement sums x - mid only: the total follows from it
         assert query.column is not None
         lo, hi = rs.schema.column(query.column).bounds
@@ -297,6 +302,40 @@ def _scan(
     stats = CellStats(rows, None, sums[0], sums[1], sums[2], None, None, None, rows_in, truncated, None, "scan")
     _CACHE.put(key, stats)
     return stats
+
+
+def _coders(plan: CellSQL, schema: TableSchema, query: AggregateQuery) -> tuple[list[Any], list[int]]:
+    """Per group key of a scan plan: a function from the engine's value to its code, and the code's stride."""
+    coders: list[Any] = []
+    sizes: list[int] = []
+    for name, how in plan.keys:
+        if name == "_bin":
+            assert query.bins is not None
+            coders.append(int)
+            sizes.append(query.bins)
+            continue
+        keys = schema.group_keys(name)
+        sizes.append(len(keys))
+        if how == "code":
+            coders.append(int)
+        elif how == "bool":
+            coders.append(lambda v: 1 if v else 0)
+        else:
+            index = {k: i for i, k in enumerate(keys)}
+
+            def coder(v: Any, index: dict[Any, int] = index, name: str = name) -> int:
+                if v not in index:
+                    raise QueryError(
+                        f"Column {name!r} holds a value outside its schema's categories; the table was not "
+                        "checked against its schema. Register it again (registration checks every row)."
+                    )
+                return index[v]
+
+            coders.append(coder)
+    strides = [1] * len(sizes)
+    for i in range(len(sizes) - 2, -1, -1):
+        strides[i] = strides[i + 1] * sizes[i + 1]
+    return coders, strides
 
 
 def _merge(pieces: list[CellStats]) -> CellStats:

@@ -79,6 +79,9 @@ class CellSQL:
     n_cells: int
     strategy: str
     split_top: bool
+    #: the scan plan's group keys after ``(present, dropped)``: ``(column, how)`` with ``how`` ``"category"`` (the
+    #: value, coded in Python), ``"bool"`` or ``"code"`` (already the code: a bin, a condition, a histogram bin)
+    keys: tuple[tuple[str, str], ...] = ()
 
 
 class _Compiler:
@@ -416,9 +419,11 @@ def compile_scan(
     """Return the statement of the per-cell rows and sums of ``query`` (no household statistics): one scan.
 
     ``drops`` maps the many-row table (see :func:`scan_table`) to the relation of its rows beyond the household
-    bound, measured once per table (:meth:`TableData.dropped`). Rows are ``(cell, rows, total, centred,
-    squares)``, with cell ``-1`` for the bound's rows and ``-2`` for the filter's. This is all a DP answer needs;
-    the households per cell and the largest contributions (the disclosure statistics) come from
+    bound, measured once per table (:meth:`TableData.dropped`). The statement groups by whether the row counts
+    (the filter holds, no key or value is missing), whether the bound dropped it, and the group-by columns' own
+    values (categories as stored: coded to cells afterwards, as :attr:`CellSQL.keys` says, so no row pays for
+    a lookup); its rows are ``(present, dropped, key..., rows, total, centred, squares)``. This is all a DP answer
+    needs; the households per cell and the largest contributions (the disclosure statistics) come from
     :func:`compile_cells` when a release is requested.
     """
     if query.kind == "quantile":
@@ -427,17 +432,40 @@ def compile_scan(
     c.prepare()
     x, y, sq = _sums(c)
     ctes, _ = c.relation(drops=drops)
-    cell = f"CASE WHEN {c.present()} THEN {c.cell_expr()} ELSE {EXCLUDED} END"
+    keys: list[tuple[str, str]] = []
+    present = c.present()
+    flags = [("_p", present != "TRUE"), ("_d", bool(drops))]  # a constant flag is selected, not grouped by
+    exprs: list[str] = []
+    if present != "TRUE":
+        exprs.append(f"{present} AS _p")
     if drops:
-        cell = f"CASE WHEN _drop THEN {TRUNCATED} ELSE {cell} END"
+        exprs.append("_drop AS _d")
+    for i, name in enumerate(query.by):
+        if name in rs.derived:
+            keys.append((name, "code"))
+            exprs.append(f"{c.code(name)} AS _k{i}")
+        else:
+            keys.append((name, rs.schema.column(name).kind))
+            exprs.append(f"{c.ref(name)} AS _k{i}")
+    if query.kind == "histogram":
+        assert query.column is not None and query.bins is not None
+        lo, hi = rs.schema.column(query.column).bounds
+        width = (hi - lo) / query.bins if hi > lo else 1.0
+        b = f"least(CAST(floor(({c.clipped(query.column)} - {dialect.number(lo)}) / {dialect.number(width)}) AS BIGINT), {query.bins - 1})"
+        keys.append(("_bin", "code"))
+        exprs.append(f"{b} AS _k{len(query.by)}")
     # only the sums the answer uses (a mean's total is its centred sum plus rows x mid: see answer_cells)
     used = {"sum": ("t",), "mean": ("c1",), "variance": ("c1", "c2")}.get(query.kind, ())
-    exprs = {"t": x, "c1": y, "c2": sq}
-    cols = [f"{exprs[n]} AS _{n}" for n in used]
-    ctes.append(f"cells AS (SELECT {', '.join([f'{cell} AS _cell', *cols])} FROM rel)")
+    values = {"t": x, "c1": y, "c2": sq}
+    exprs += [f"{values[n]} AS _{n}" for n in used]
+    ctes.append(f"cells AS (SELECT {', '.join(exprs or ['1 AS _one'])} FROM rel)")
     aggs = [f"sum(_{n}) AS {n}" if n in used else f"0.0e0 AS {n}" for n in ("t", "c1", "c2")]
-    sql = f"WITH {', '.join(ctes)} SELECT _cell, count(*) AS n, {', '.join(aggs)} FROM cells GROUP BY _cell"
-    return CellSQL(sql, query.n_cells(rs.schema), "scan", False)
+    grouped = [f for f, varies in flags if varies] + [f"_k{i}" for i in range(len(keys))]
+    head = [f if varies else f"{'TRUE' if f == '_p' else 'FALSE'} AS {f}" for f, varies in flags]
+    head += [f"_k{i}" for i in range(len(keys))]
+    by = f" GROUP BY {', '.join(grouped)}" if grouped else ""
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(head)}, count(*) AS n, {', '.join(aggs)} FROM cells{by}"
+    return CellSQL(sql, query.n_cells(rs.schema), "scan", False, tuple(keys))
 
 
 def _side(c: _Compiler, name: str, multi: str) -> str:
