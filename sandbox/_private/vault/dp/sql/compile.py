@@ -451,7 +451,8 @@ def compile_scan(
         assert query.column is not None and query.bins is not None
         lo, hi = rs.schema.column(query.column).bounds
         width = (hi - lo) / query.bins if hi > lo else 1.0
-        b = f"least(CAST(floor(({c.clipped(query.column)} - {dialect.number(lo)}) / {dialect.number(width)}) AS BIGINT), {query.bins - 1})"
+        scaled = f"({c.clipped(query.column)} - {dialect.number(lo)}) / {dialect.number(width)}"
+        b = f"least(CAST(floor({scaled}) AS BIGINT), {query.bins - 1})"
         keys.append(("_bin", "code"))
         exprs.append(f"{b} AS _k{len(query.by)}")
     # only the sums the answer uses (a mean's total is its centred sum plus rows x mid: see answer_cells)
