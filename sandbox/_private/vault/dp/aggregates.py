@@ -6,6 +6,10 @@ after the household bound and the filter, the sums the aggregate needs (the clip
 of their public bounds for means and variances), and for magnitude tables (sum, mean, variance) the total of
 absolute household contributions and the two largest, which the release gate's dominance and p-ratio rules need.
 
+:func:`answer_cells` computes only what a DP answer needs (rows and sums per cell) in one scan, leaving out the
+rows beyond the household bound by their row numbers (found once per table: :meth:`TableData.dropped`); the
+vault uses it for every question and :func:`exact_cells` when an answer is put in a release request.
+
 Cells are the product of the group-by columns' public keys (schema order, row-major, as :func:`itertools.product`),
 times the histogram bins; every cell exists whether or not a row falls in it. The household bound keeps the first
 ``k`` rows of each household in file order (in a join: in the order of the base table, then of each joined table),

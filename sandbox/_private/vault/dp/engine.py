@@ -3,7 +3,9 @@
 :class:`DPEngine` is the vault's only door from protected rows to numbers that may leave. It never touches the
 ledger: the service asks :meth:`DPEngine.cost` (no data touched), charges the ledger, then calls
 :meth:`DPEngine.answer` or :meth:`DPEngine.fit` and stores the result. Each result has a ``public`` part (sent to
-the client) and a ``private`` part (kept in the vault for the release gate's disclosure checks; never sent).
+the client) and a ``private`` part (kept in the vault for the release gate's disclosure checks; never sent). The
+vault answers with ``disclosure=False``: one scan gives what the answer needs, and :meth:`DPEngine.disclosure`
+adds the households and largest contributions per cell when the answer is put in a release request.
 
 Privacy unit and sensitivities (DESIGN invariants 4 and 5): every sensitivity is for adding or removing one
 household. A household-level table (``schema.max_rows_per_unit == 1``) has ``k = 1``; a person- or event-level
