@@ -128,3 +128,22 @@ def test_the_answer_scan_on_a_table_whose_households_are_not_contiguous(tmp_path
     b = _stats(q, cat, {"persons": schema}, 2, grouped=True)
     assert a.rows_truncated > 0 and np.array_equal(a.rows, b.rows) and a.rows_in == b.rows_in
     assert a.rows_truncated == b.rows_truncated
+
+
+def test_the_answer_scan_is_cached_by_its_statement(catalog: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question asked again (another epsilon) reuses the exact rows and sums; another question never does."""
+    from sandbox._private.shared.query import AggregateQuery
+
+    cat, schemas = catalog
+    runner = cat.tables["persons"].runner
+    ran: list[str] = []
+    rows = runner.rows
+    monkeypatch.setattr(runner, "rows", lambda sql: ran.append(sql) or rows(sql))
+    aggregates.clear_cache()
+    a = _scan(AggregateQuery("persons", "count", epsilon=1.0, by=("gender",)), cat, schemas, 3)
+    first = len(ran)
+    b = _scan(AggregateQuery("persons", "count", epsilon=0.2, by=("gender",)), cat, schemas, 3)
+    assert first >= 1 and len(ran) == first  # asked again: no statement ran
+    assert np.array_equal(a.rows, b.rows) and a.rows_truncated == b.rows_truncated > 0
+    c = _scan(AggregateQuery("persons", "sum", "age", epsilon=1.0, by=("gender",)), cat, schemas, 3)
+    assert len(ran) > first and c.units is None and np.array_equal(c.rows, a.rows) and c.total.sum() > 0

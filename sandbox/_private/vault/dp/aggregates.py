@@ -278,8 +278,8 @@ def _scan(
     query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, drops: dict[str, str]
 ) -> CellStats:
     plan = compile_scan(query, rs, sources, runner.dialect, drops)
-    key = f"{runner.dialect.name}|scan|{plan.sql}|{query.kind}"
-    cached = _CACHE.get(key)
+    cache_key = f"{runner.dialect.name}|scan|{plan.sql}|{query.kind}"
+    cached = _CACHE.get(cache_key)
     if cached is not None:
         return cached
     n = plan.n_cells
@@ -289,14 +289,14 @@ def _scan(
     coders, strides = _coders(plan, rs.schema, query)
     nk = len(plan.keys)
     for rec in runner.rows(plan.sql):
-        present, dropped, key, n_rows = rec[0], rec[1], rec[2 : 2 + nk], int(rec[2 + nk])
+        present, dropped, values, n_rows = rec[0], rec[1], rec[2 : 2 + nk], int(rec[2 + nk])
         rows_in += n_rows
         if dropped:
             truncated += n_rows
             continue
         if not present:
             continue
-        cell = sum(coder(v) * st for coder, v, st in zip(coders, key, strides, strict=True))
+        cell = sum(coder(v) * st for coder, v, st in zip(coders, values, strides, strict=True))
         rows[cell] += n_rows
         sums[:, cell] += [float(v or 0.0) for v in rec[3 + nk : 6 + nk]]
     if query.kind in ("mean", "variance"):  # the statement sums x - mid only: the total follows from it
@@ -304,7 +304,7 @@ def _scan(
         lo, hi = rs.schema.column(query.column).bounds
         sums[0] = sums[1] + rows * ((lo + hi) / 2)
     stats = CellStats(rows, None, sums[0], sums[1], sums[2], None, None, None, rows_in, truncated, None, "scan")
-    _CACHE.put(key, stats)
+    _CACHE.put(cache_key, stats)
     return stats
 
 

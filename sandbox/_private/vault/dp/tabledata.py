@@ -115,6 +115,7 @@ class TableData:
         self._fixed = arrays is not None
         self._n_rows = n_rows
         self._profile: Profile | None = None
+        self._dropped: dict[int, tuple[str, Dropped]] = {}
         self._lock = threading.Lock()
         self.key = f"t{next(_KEYS)}"
 
@@ -239,11 +240,19 @@ class TableData:
         else:
             rank = f"SELECT _rn, row_number() OVER (PARTITION BY {u} ORDER BY _rn) > {int(k)} AS _over FROM {src}"
         numbers = str(materialize(self.key, f"dropped_{int(k)}", f"SELECT _rn FROM ({rank}) AS _r WHERE _over"))
+        with self._lock:
+            known = self._dropped.get(int(k))
+        if known is not None and known[0] == numbers:  # the engine still keeps them (tests may make it forget)
+            return known[1]
         ((n,),) = runner.rows(f"SELECT count(*) FROM {numbers}")
         if int(n) > DROPPED_ROWS_MAX:
-            return Dropped(numbers, int(n), whole=False)
-        rows = f"SELECT * FROM {src} WHERE _rn IN (SELECT _rn FROM {numbers})"
-        return Dropped(str(materialize(self.key, f"dropped_rows_{int(k)}", rows)), int(n), whole=True)
+            dropped = Dropped(numbers, int(n), whole=False)
+        else:
+            rows = f"SELECT * FROM {src} WHERE _rn IN (SELECT _rn FROM {numbers})"
+            dropped = Dropped(str(materialize(self.key, f"dropped_rows_{int(k)}", rows)), int(n), whole=True)
+        with self._lock:
+            self._dropped[int(k)] = (numbers, dropped)
+        return dropped
 
     @property
     def n_rows(self) -> int:
