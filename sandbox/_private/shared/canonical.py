@@ -21,6 +21,7 @@ from typing import Any
 __all__ = ["canonical_json", "sha256_hex", "canonical_sha256", "sha256_file"]
 
 _BLOCK = 1 << 22
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _plain(obj: Any) -> Any:
@@ -49,8 +50,11 @@ def canonical_json(obj: Any) -> str:
     TypeError
         If ``obj`` holds something that has no JSON form (an object that is not a number, string, list or dict).
     """
-    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))
-    return json.dumps(_finite(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))  # keys become text, numpy values plain
+    try:  # the common case: every float is finite, so the walk that nulls the others is not needed
+        return _ENCODE(plain)
+    except ValueError:  # a NaN or an infinity: null it, then encode
+        return _ENCODE(_finite(plain))
 
 
 def sha256_hex(data: str | bytes) -> str:
