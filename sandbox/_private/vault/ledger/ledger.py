@@ -44,6 +44,7 @@ from .records import (
     ChargeRecord,
     ComputedAnswer,
     DatasetRecord,
+    EncodedAnswer,
     KeptCharge,
     PopulationRecord,
     Reservation,
@@ -58,6 +59,7 @@ __all__ = [
     "PopulationRecord",
     "ChargeRecord",
     "ComputedAnswer",
+    "EncodedAnswer",
     "ChargeOutcome",
     "Reservation",
     "KeptCharge",
@@ -240,7 +242,7 @@ class Ledger(LedgerStore, JournalledCharges):
             return stored
         return replace(res, epsilon_remaining=max(0.0, float(remaining)))
 
-    def finalise(self, reservation: Reservation, answer: ComputedAnswer) -> ChargeOutcome:
+    def finalise(self, reservation: Reservation, answer: ComputedAnswer | EncodedAnswer) -> ChargeOutcome:
         """Store the answer of a reserved charge; return it once it is durable (and journalled).
 
         Raises
@@ -249,7 +251,9 @@ class Ledger(LedgerStore, JournalledCharges):
             The reservation is no longer pending (it failed, or recovery declared its process dead); the answer
             is not stored and must not be returned. The charge stays kept.
         """
-        pub = canonical_json(dict(answer.public))
+        if not isinstance(answer, EncodedAnswer):
+            answer = EncodedAnswer.of(answer)
+        pub = answer.public_json
         record = ChargeRecord(
             id=reservation.id,
             dataset=reservation.dataset,
@@ -262,7 +266,7 @@ class Ledger(LedgerStore, JournalledCharges):
             mechanism=answer.mechanism,
             public_json=pub,
             result_sha256=sha256_hex(pub),
-            private_json=canonical_json(dict(answer.private)),
+            private_json=answer.private_json,
             analyst=reservation.analyst,
             run_id=reservation.run_id,
             created=_now(),

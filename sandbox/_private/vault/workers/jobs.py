@@ -51,6 +51,7 @@ class Job:
     started: str | None = None
     finished: str | None = None
     result: dict[str, Any] | None = None
+    text: str | None = field(default=None, repr=False)  # the result as its response body (canonical JSON), if known
     error: SandboxError | None = None
     ended_at: float | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -60,8 +61,9 @@ class Job:
         if self.state == "queued":
             self.state, self.started = "running", _now()
 
-    def succeed(self, payload: dict[str, Any]) -> None:
-        self.state, self.result = "done", payload
+    def succeed(self, payload: dict[str, Any], text: str | None = None) -> None:
+        """End the job with its answer (``text``: the same answer as its canonical JSON, when already made)."""
+        self.state, self.result, self.text = "done", payload, text
         self._end()
 
     def fail(self, exc: SandboxError, *, cancelled: bool = False) -> None:
@@ -76,6 +78,7 @@ class Job:
         """Keep only the result's id and sha256 (its answer went back to a waiting client; the ledger has it)."""
         if self.result is not None and not self.detached:
             self.result = {k: self.result.get(k) for k in ("id", "sha256", "dataset", "kind", "charged_epsilon")}
+            self.text = None
 
     @property
     def done(self) -> bool:
