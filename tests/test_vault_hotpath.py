@@ -58,9 +58,7 @@ def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], 
     async def run() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         out: list[dict[str, Any]] = []
         pieces = [body[i : i + 700] for i in range(0, len(body), 700)] or [b""]
-        messages = [
-            {"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)
-        ]
+        messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
 
         async def receive() -> dict[str, Any]:
             if messages:
@@ -90,7 +88,8 @@ def _incident_free(body: bytes) -> bytes:
 
 @pytest.fixture()
 def apps(tmp_path: Path) -> dict[str, Any]:
-    svc = open_service(tmp_path / "ws", policy=write_policy(tmp_path / "p.yaml", {"max_request_bytes": 2048}, epsilon_per_dataset=5.0))
+    policy = write_policy(tmp_path / "p.yaml", {"max_request_bytes": 2048}, epsilon_per_dataset=5.0)
+    svc = open_service(tmp_path / "ws", policy=policy)
     tokens = {role: svc.tokens.create(f"{role}1", role) for role in ("analyst", "reviewer", "admin")}
     door = _Door()
     app = create_app(svc, compute=door)  # type: ignore[arg-type]
@@ -183,8 +182,8 @@ def test_errors_are_rendered_by_the_applications_handlers(apps: dict[str, Any], 
         assert (status, hdrs, _incident_free(data)) == (want[0], want[1], _incident_free(want[2]))
     expected = {BudgetExceededError: 409, VaultBusyError: 503, RuntimeError: 500}[type(error)]
     assert status == expected
-    assert json.loads(data)["error"] == {409: "BudgetExceededError", 503: "VaultBusyError", 500: "InternalError"}[
-        expected
-    ]
+    assert (
+        json.loads(data)["error"] == {409: "BudgetExceededError", 503: "VaultBusyError", 500: "InternalError"}[expected]
+    )
     if expected == 503:
         assert (b"retry-after", b"3") in hdrs
