@@ -45,7 +45,8 @@ def test_answer_body_joined_from_stored_texts_equals_encoding_the_payload(
     """``outcome_json`` (the served body of a fresh answer) is exactly ``canonical_json`` of its payload."""
     from sandbox._private.shared.canonical import canonical_json
     from sandbox._private.vault.ledger.ledger import ComputedAnswer, EncodedAnswer
-    from sandbox._private.vault.service import _outcome_payload, outcome_json
+    from sandbox._private.vault.service import _outcome_payload, outcome_brief, outcome_json
+    from sandbox._private.vault.workers.jobs import BRIEF_KEYS
 
     svc = open_service(tmp_path / "ws")
     rec = svc.registry.add_population(small_population)[0]
@@ -60,6 +61,8 @@ def test_answer_body_joined_from_stored_texts_equals_encoding_the_payload(
         )  # fmt: skip
         fresh = svc.ledger.finalise(res, answer)
         assert outcome_json(fresh) == canonical_json(_outcome_payload(fresh))
+        payload = _outcome_payload(fresh)
+        assert outcome_brief(fresh, BRIEF_KEYS) == {k: payload[k] for k in BRIEF_KEYS}  # what a served job keeps
         again = svc.ledger.reserve(
             rec, kind="aggregate", query_key=f"k{i}", query={}, epsilon=0.1, delta=0.0, analyst="ann", run_id=None
         )

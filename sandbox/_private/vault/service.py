@@ -30,7 +30,7 @@ from .registry import DatasetRegistry
 from .tables import OpenTables, parsed_schema, relation_query
 from .tokens import TokenInfo, TokenStore
 
-__all__ = ["VaultService", "result_payload", "outcome_json"]
+__all__ = ["VaultService", "result_payload", "outcome_json", "outcome_brief"]
 
 
 def result_payload(record: ChargeRecord, *, reused: bool, charged: float) -> dict[str, Any]:
@@ -58,6 +58,21 @@ def _outcome_payload(outcome: ChargeOutcome) -> dict[str, Any]:
     out = result_payload(outcome.record, reused=outcome.reused, charged=outcome.charged_epsilon)
     out["epsilon_remaining"] = outcome.epsilon_remaining
     return out
+
+
+def outcome_brief(outcome: ChargeOutcome, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Return ``{k: _outcome_payload(outcome)[k] for k in keys}`` for keys among the record's plain fields."""
+    r = outcome.record
+    known = {
+        "id": r.id,
+        "sha256": r.result_sha256,
+        "dataset": r.dataset,
+        "version": r.version,
+        "kind": r.kind,
+        "charged_epsilon": outcome.charged_epsilon,
+        "epsilon_remaining": outcome.epsilon_remaining,
+    }
+    return {k: known[k] for k in keys}
 
 
 def outcome_json(outcome: ChargeOutcome) -> str:

@@ -30,9 +30,9 @@ from sandbox._private.shared.query import AggregateQuery
 
 from ..ledger.ledger import ChargeOutcome, DatasetRecord
 from ..ledger.records import Reservation
-from ..service import VaultService, _outcome_payload, outcome_json
+from ..service import VaultService, _outcome_payload, outcome_brief, outcome_json
 from ..tokens import TokenInfo
-from .jobs import Job, JobStore
+from .jobs import BRIEF_KEYS, Job, JobStore
 from .pool import Slot, WorkerPool, is_cancelled, lane_of
 
 __all__ = ["ComputeService", "Charge"]
@@ -187,21 +187,20 @@ class ComputeService:
         except Exception as exc:
             job.fail(exc if isinstance(exc, SandboxError) else InternalError(f"Storing the answer failed ({exc})."))
             return
-        job.succeed(_outcome_payload(outcome), outcome_json(outcome))
+        job.succeed(lambda: _outcome_payload(outcome), outcome_json(outcome), outcome_brief(outcome, BRIEF_KEYS))
 
     async def wait(self, job: Job, disconnected: Disconnected) -> dict[str, Any]:
         """Wait for ``job`` while watching the client's connection; cancel the job if the client goes away."""
         await self._ended(job, disconnected)
-        assert job.result is not None
-        result = job.result
+        result = job.answer()
+        assert result is not None
         job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
         return result
 
     async def wait_json(self, job: Job, disconnected: Disconnected) -> str:
         """:meth:`wait`, the answer as its response body (``canonical_json`` of what :meth:`wait` returns)."""
         await self._ended(job, disconnected)
-        assert job.result is not None
-        text = job.text if job.text is not None else canonical_json(job.result)
+        text = job.text if job.text is not None else canonical_json(job.answer())
         job.compact()
         return text
 
