@@ -88,7 +88,7 @@ def _incident_free(body: bytes) -> bytes:
 
 @pytest.fixture()
 def apps(tmp_path: Path) -> dict[str, Any]:
-    policy = write_policy(tmp_path / "p.yaml", {"max_request_bytes": 2048}, epsilon_per_dataset=5.0)
+    policy = write_policy(tmp_path / "p.yaml", {"max_request_bytes": 4096}, epsilon_per_dataset=5.0)
     svc = open_service(tmp_path / "ws", policy=policy)
     tokens = {role: svc.tokens.create(f"{role}1", role) for role in ("analyst", "reviewer", "admin")}
     door = _Door()
@@ -124,11 +124,13 @@ def test_every_request_gets_the_applications_answer(apps: dict[str, Any]) -> Non
         ("not JSON", _headers(analyst), b"{nope", b"", False),
         ("not UTF-8", _headers(analyst), b'{"dataset": "\xff"}', b"", False),
         ("JSON, not an object", _headers(analyst), b"[1, 2]", b"", False),
+        ("JSON nested too deep", _headers(analyst), b'{"where": {"a": ' + b"[" * 1500 + b"]" * 1500 + b"}}", b"",
+         False),
         ("empty body", _headers(analyst), b"", b"", False),
         ("unknown field", _headers(analyst), json.dumps({**_QUERY, "epsilonn": 1}).encode(), b"", False),
         ("bad epsilon", _headers(analyst), json.dumps({**_QUERY, "epsilon": -1}).encode(), b"", False),
         ("NaN epsilon", _headers(analyst), body.replace(b"0.5", b"NaN"), b"", False),
-        ("body over the limit", _headers(analyst), json.dumps({**_QUERY, "where": {"x": ["a" * 3000]}}).encode(),
+        ("body over the limit", _headers(analyst), json.dumps({**_QUERY, "where": {"x": ["a" * 5000]}}).encode(),
          b"", False),
         ("declared over the limit", [*_headers(analyst), (b"content-length", b"99999")], body, b"", False),
         ("text/plain", _headers(analyst, content_type=b"text/plain"), body, b"", False),

@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from pydantic import ValidationError
 
 from sandbox._private.vault.tokens import TokenInfo
 
@@ -121,7 +120,7 @@ class QueryHotPath:
         try:
             data = json.loads(body)
             query = AggregateRequest.model_validate(data, from_attributes=True)
-        except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except Exception:  # not JSON, not UTF-8, nested too deep (RecursionError), not a valid request
             return None
         return query, caller, run_id
 
