@@ -60,19 +60,31 @@ def _outcome_payload(outcome: ChargeOutcome) -> dict[str, Any]:
     return out
 
 
-def outcome_brief(outcome: ChargeOutcome, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Return ``{k: _outcome_payload(outcome)[k] for k in keys}`` for keys among the record's plain fields."""
+def _plain_fields(outcome: ChargeOutcome) -> dict[str, Any]:
+    """Return the fields of ``_outcome_payload(outcome)`` that are plain values (all but ``query`` and ``values``)."""
     r = outcome.record
-    known = {
+    return {
         "id": r.id,
         "sha256": r.result_sha256,
         "dataset": r.dataset,
         "version": r.version,
         "kind": r.kind,
+        "epsilon": r.epsilon,
+        "delta": r.delta,
+        "mechanism": r.mechanism,
+        "analyst": r.analyst,
+        "run_id": r.run_id,
+        "created": r.created,
+        "reused": outcome.reused,
         "charged_epsilon": outcome.charged_epsilon,
         "epsilon_remaining": outcome.epsilon_remaining,
     }
-    return {k: known[k] for k in keys}
+
+
+def outcome_brief(outcome: ChargeOutcome, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Return ``{k: _outcome_payload(outcome)[k] for k in keys}``, for keys other than ``query`` and ``values``."""
+    fields = _plain_fields(outcome)
+    return {k: fields[k] for k in keys}
 
 
 def outcome_json(outcome: ChargeOutcome) -> str:
@@ -85,23 +97,7 @@ def outcome_json(outcome: ChargeOutcome) -> str:
     if outcome.reused:
         return canonical_json(_outcome_payload(outcome))
     r = outcome.record
-    fields = {
-        "id": r.id,
-        "sha256": r.result_sha256,
-        "dataset": r.dataset,
-        "version": r.version,
-        "kind": r.kind,
-        "epsilon": r.epsilon,
-        "delta": r.delta,
-        "mechanism": r.mechanism,
-        "analyst": r.analyst,
-        "run_id": r.run_id,
-        "created": r.created,
-        "reused": False,
-        "charged_epsilon": outcome.charged_epsilon,
-        "epsilon_remaining": outcome.epsilon_remaining,
-    }
-    return canonical_join(fields, {"query": r.query_json, "values": r.public_json})
+    return canonical_join(_plain_fields(outcome), {"query": r.query_json, "values": r.public_json})
 
 
 @dataclass
