@@ -144,11 +144,12 @@ class Ledger(LedgerStore, JournalledCharges):
         AnswerPendingError
             The same query on the same dataset version is being computed right now (retryable; nothing charged).
         """
-        stored = self._stored(dataset, query_key)
-        if stored is not None:
-            return stored
+        answer, twin = self._lookup(dataset, query_key)
         population = self._population_cached(dataset)
-        self._no_live_twin(dataset, population, query_key)
+        if answer is not None:
+            return ChargeOutcome(answer, True, self._remaining(population))
+        if twin is not None:
+            self._no_live_twin(dataset, population, twin)
         res = Reservation(
             id="r_" + secrets.token_urlsafe(18),
             population=population,
@@ -384,16 +385,25 @@ class Ledger(LedgerStore, JournalledCharges):
                 self._populations[key] = self._population_of(tx, dataset)
         return self._populations[key]
 
-    def _no_live_twin(self, dataset: DatasetRecord, population: str, query_key: str) -> None:
-        """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
+    def _lookup(self, dataset: DatasetRecord, query_key: str) -> tuple[ChargeRecord | None, tuple[str, str] | None]:
+        """Return the stored answer of this question and its pending twin ``(id, owner)``, in one read without lock.
+
+        Answers never change once written, so a stored one may be returned at once; the twin is checked by
+        :meth:`_no_live_twin`.
+        """
+        where = "dataset = ? AND version = ? AND query_key = ?"
+        pad = ", ".join(["NULL"] * (len(CHARGE_COLS.split(",")) - 2))
         rows = self.db.read(
-            "SELECT id, owner FROM reservations WHERE dataset = ? AND version = ? AND query_key = ? "
-            "AND state = 'pending'",
-            (dataset.name, dataset.version, query_key),
+            f"SELECT 'answer', {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
+            f"SELECT 'pending', id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'",
+            (dataset.name, dataset.version, query_key) * 2,
         )
-        if not rows:
-            return
-        row = rows[0]
+        answer = next((ChargeRecord(*r[1:]) for r in rows if r[0] == "answer"), None)
+        twin = next(((str(r[1]), str(r[2])) for r in rows if r[0] == "pending"), None)
+        return answer, twin
+
+    def _no_live_twin(self, dataset: DatasetRecord, population: str, row: tuple[str, str]) -> None:
+        """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
         if owner_alive(str(row[1])) is not False:
             raise self._pending_error(dataset)
         with self.db.transaction() as tx:
