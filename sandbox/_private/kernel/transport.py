@@ -131,8 +131,8 @@ class Transport:
         """Send one request; return its status, a ``get(name)`` of its headers, and its body."""
         if params or not _PLAIN_PATH.fullmatch(path):  # a query string, or a path to quote: httpx encodes them
             extra = {} if timeout is _DEFAULT else {"timeout": timeout}
-            resp = self._http.request(method, path, params=params, json=body, **extra)
-            return resp.status_code, resp.headers.get, resp.content
+            full = self._http.request(method, path, params=params, json=body, **extra)
+            return full.status_code, full.headers.get, full.content
         headers = self._headers
         content = None
         if body is not None:  # encoded as httpx encodes ``json=``

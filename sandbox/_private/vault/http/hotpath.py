@@ -128,8 +128,8 @@ class QueryHotPath:
         """Return the application's handler of ``exc``, looked up along its classes as the framework does."""
         for cls in type(exc).__mro__:
             if cls in self._handlers:
-                return self._handlers[cls]  # type: ignore[no-any-return]
-        return self._handlers[Exception]  # type: ignore[no-any-return]
+                return self._handlers[cls]
+        return self._handlers[Exception]
 
 
 def _replay(chunks: list[Message], receive: Receive) -> Receive:
