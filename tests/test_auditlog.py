@@ -173,3 +173,25 @@ def test_sigkill_during_appends_leaves_a_valid_or_recoverable_chain(tmp_path: Pa
         report = verify_log(path)
         assert report.ok, report.problem
     assert len(read_entries(path)) > 6, "the child wrote too little to have been killed mid-way"
+
+
+def test_appends_chain_onto_the_file_not_onto_a_remembered_tail(tmp_path: Path) -> None:
+    """A writer remembers its last entry, but chains onto whatever the file ends with: another writer's entry, an
+    edited last line of the same length (refused), a log cut back and regrown."""
+    path = tmp_path / "audit.jsonl"
+    a, b = AuditLog(path), AuditLog(path)
+    for i in range(6):  # two writers of one process, alternating and in runs
+        (a if i % 3 else b).append("x", "t", {"i": i})
+    assert verify_log(path).problem is None and verify_log(path).entries == 6
+    data = path.read_bytes()
+    path.write_bytes(data[:-20] + b"0" * 19 + b"\n")  # same size, same inode, last line changed
+    with pytest.raises(IntegrityError, match=r"last entry of audit log .* is damaged"):
+        a.append("x", "y", {})
+    path.write_bytes(data)
+    cut = data[: data.rindex(b"\n", 0, len(data) - 1) + 1]
+    path.write_bytes(cut)  # cut back to 5 entries, then regrown by another writer to the remembered size
+    b.append("x", "t", {"i": 5})
+    a.append("x", "t", {"i": 6})
+    report = verify_log(path)
+    assert report.problem is None and report.entries == 7
+    assert [e.payload.get("i") for e in read_entries(path)] == [0, 1, 2, 3, 4, 5, 6]

@@ -263,7 +263,8 @@ def test_no_sum_over_history_on_a_charge(target: str, monkeypatch: pytest.Monkey
         ledger_db.LedgerDB, "read", lambda self, sql, params=(): seen.append(sql) or read(self, sql, params)
     )
     _charge(ledger, ds, "new", 0.01, analyst_limit=50.0)
-    assert len(seen) >= 6 and not [s for s in seen if "SUM(" in s.upper() or "COUNT(" in s.upper()]
+    # every statement of the charge was seen (a read, the reservation, the finalisation), none sums or counts
+    assert len(seen) >= 5 and not [s for s in seen if "SUM(" in s.upper() or "COUNT(" in s.upper()]
 
 
 def test_connections_are_pooled(target: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,3 +47,33 @@ def test_private_part_is_stored_but_never_returned(small_population: Path, tmp_p
     assert "units" not in str(out) and "top1" not in str(out)
     assert out["run_id"] == "run-7" and out["epsilon_remaining"] == 9.0
     assert out["mechanism"] == "DiscreteLaplace(grid=2^-1)"  # the exact mechanism, grid included
+
+
+def test_answer_body_joined_from_stored_texts_equals_encoding_the_payload(
+    small_population: Path, tmp_path: Path
+) -> None:
+    """``outcome_json`` (the served body of a fresh answer) is exactly ``canonical_json`` of its payload."""
+    from sandbox._private.shared.canonical import canonical_json
+    from sandbox._private.vault.ledger.ledger import ComputedAnswer, EncodedAnswer
+    from sandbox._private.vault.service import _outcome_payload, outcome_brief, outcome_json
+    from sandbox._private.vault.workers.jobs import BRIEF_KEYS
+
+    svc = open_service(tmp_path / "ws")
+    rec = svc.registry.add_population(small_population)[0]
+    answers = [
+        ComputedAnswer({"rows": [{"v": 1.5, "w": None}], "n": 3, "ü": "é"}, {"units": [1]}, "Laplace"),
+        EncodedAnswer.of(ComputedAnswer({"rows": [], "inf": float("inf")}, {}, "Gaussian")),
+    ]
+    for i, answer in enumerate(answers):
+        res = svc.ledger.reserve(
+            rec, kind="aggregate", query_key=f"k{i}", query={"kind": "count", "by": ("b", "a"), "epsilon": 0.1},
+            epsilon=0.1, delta=0.0, analyst="ann", run_id="run-1" if i else None,
+        )  # fmt: skip
+        fresh = svc.ledger.finalise(res, answer)
+        assert outcome_json(fresh) == canonical_json(_outcome_payload(fresh))
+        payload = _outcome_payload(fresh)
+        assert outcome_brief(fresh, BRIEF_KEYS) == {k: payload[k] for k in BRIEF_KEYS}  # what a served job keeps
+        again = svc.ledger.reserve(
+            rec, kind="aggregate", query_key=f"k{i}", query={}, epsilon=0.1, delta=0.0, analyst="ann", run_id=None
+        )
+        assert again.reused and outcome_json(again) == canonical_json(_outcome_payload(again))

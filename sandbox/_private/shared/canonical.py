@@ -15,12 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["canonical_json", "sha256_hex", "canonical_sha256", "sha256_file"]
+__all__ = ["canonical_json", "canonical_join", "sha256_hex", "canonical_sha256", "sha256_file"]
 
 _BLOCK = 1 << 22
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _plain(obj: Any) -> Any:
@@ -49,8 +52,29 @@ def canonical_json(obj: Any) -> str:
     TypeError
         If ``obj`` holds something that has no JSON form (an object that is not a number, string, list or dict).
     """
-    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))
-    return json.dumps(_finite(plain), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))  # keys become text, numpy values plain
+    try:  # the common case: every float is finite, so the walk that nulls the others is not needed
+        return _ENCODE(plain)
+    except ValueError:  # a NaN or an infinity: null it, then encode
+        return _ENCODE(_finite(plain))
+
+
+def canonical_join(fields: Mapping[str, Any], encoded: Mapping[str, str]) -> str:
+    """Return ``canonical_json`` of one object made of ``fields`` and of members given as canonical JSON text.
+
+    ``encoded`` maps keys to texts that :func:`canonical_json` made (so re-encoding them would give them back):
+    they are joined in as they are, which spares decoding and encoding a large answer again. The text is the same
+    as ``canonical_json({**fields, **{k: json.loads(t) for k, t in encoded.items()}})``.
+    """
+    try:  # plain scalars only: a container (its keys, numpy values, tuples) needs the full rule
+        members = [(k, _ENCODE(v)) for k, v in fields.items() if type(k) is str and type(v) in _SCALARS]
+    except ValueError:  # a non-finite float
+        members = []
+    if len(members) != len(fields) or not fields.keys().isdisjoint(encoded):
+        return canonical_json({**fields, **{k: json.loads(t) for k, t in encoded.items()}})
+    members += encoded.items()
+    members.sort()
+    return "{" + ",".join(f"{_ENCODE(k)}:{v}" for k, v in members) + "}"
 
 
 def sha256_hex(data: str | bytes) -> str:

@@ -101,6 +101,7 @@ def serve(
     import uvicorn
 
     from .http.app import create_app
+    from .http.hotpath import QueryHotPath
     from .http.routes_gate import recover_on_startup
     from .workers.flow import ComputeService
     from .workers.pool import WorkerPool
@@ -130,7 +131,7 @@ def serve(
         group = os.stat(Path(path).parent).st_gid
         info.update(url=f"unix:{path}", socket=path)
     config = uvicorn.Config(
-        app,
+        QueryHotPath(app),  # POST /v1/query without the framework's routing; everything else goes to the app
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,

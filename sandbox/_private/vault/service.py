@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox._private.shared.canonical import canonical_json
+from sandbox._private.shared.canonical import canonical_join, canonical_json
 from sandbox._private.shared.dummy import dummy_frame
 from sandbox._private.shared.errors import QueryError
 from sandbox._private.shared.layout import WorkspaceLayout
@@ -31,7 +31,7 @@ from .registry import DatasetRegistry
 from .tables import OpenTables, parsed_schema, relation_query
 from .tokens import TokenInfo, TokenStore
 
-__all__ = ["VaultService", "result_payload"]
+__all__ = ["VaultService", "result_payload", "outcome_json", "outcome_brief"]
 
 
 def result_payload(record: ChargeRecord, *, reused: bool, charged: float) -> dict[str, Any]:
@@ -59,6 +59,46 @@ def _outcome_payload(outcome: ChargeOutcome) -> dict[str, Any]:
     out = result_payload(outcome.record, reused=outcome.reused, charged=outcome.charged_epsilon)
     out["epsilon_remaining"] = outcome.epsilon_remaining
     return out
+
+
+def _plain_fields(outcome: ChargeOutcome) -> dict[str, Any]:
+    """Return the fields of ``_outcome_payload(outcome)`` that are plain values (all but ``query`` and ``values``)."""
+    r = outcome.record
+    return {
+        "id": r.id,
+        "sha256": r.result_sha256,
+        "dataset": r.dataset,
+        "version": r.version,
+        "kind": r.kind,
+        "epsilon": r.epsilon,
+        "delta": r.delta,
+        "mechanism": r.mechanism,
+        "analyst": r.analyst,
+        "run_id": r.run_id,
+        "created": r.created,
+        "reused": outcome.reused,
+        "charged_epsilon": outcome.charged_epsilon,
+        "epsilon_remaining": outcome.epsilon_remaining,
+    }
+
+
+def outcome_brief(outcome: ChargeOutcome, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Return ``{k: _outcome_payload(outcome)[k] for k in keys}``, for keys other than ``query`` and ``values``."""
+    fields = _plain_fields(outcome)
+    return {k: fields[k] for k in keys}
+
+
+def outcome_json(outcome: ChargeOutcome) -> str:
+    """Return ``canonical_json(_outcome_payload(outcome))``: the answer's response body.
+
+    A fresh answer's query and values were encoded by :func:`canonical_json` in this vault (reserve and finalise, or
+    a worker), so they are joined in as stored rather than decoded and encoded again. A reused answer may have been
+    stored by an older vault, so it goes through the full rule.
+    """
+    if outcome.reused:
+        return canonical_json(_outcome_payload(outcome))
+    r = outcome.record
+    return canonical_join(_plain_fields(outcome), {"query": r.query_json, "values": r.public_json})
 
 
 @dataclass

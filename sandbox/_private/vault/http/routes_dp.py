@@ -38,7 +38,8 @@ async def post_query(
     compute = compute_of(request)
     if compute is None:
         return await run_in_threadpool(service_of(request).query, body.to_query_dict(), caller, run_id)
-    return _json(await compute.query(body.to_query_dict(), caller, run_id, disconnected(request)))
+    text = await compute.query_json(body.to_query_dict(), caller, run_id, disconnected(request))
+    return Response(text, media_type="application/json")
 
 
 def _json(payload: dict[str, Any], status: int = 200) -> Response:

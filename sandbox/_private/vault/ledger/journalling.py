@@ -87,9 +87,10 @@ class JournalledCharges:
         """Record, in the committing transaction, that this charge's journal entry is still to be written."""
         if self.journal is None:
             return
-        tx.execute("INSERT INTO journal_pending (id, owner) VALUES (?, ?)", (charge_id, owner))
+        # queued (no rows wanted): on PostgreSQL they travel with the transaction's other statements, one round trip
+        tx.send("INSERT INTO journal_pending (id, owner) VALUES (?, ?)", (charge_id, owner))
         if in_charges:  # the gate's sync_charges must not journal it a second time
-            tx.execute("INSERT INTO gate_logged_charges (id) VALUES (?)", (charge_id,))
+            tx.send("INSERT INTO gate_logged_charges (id) VALUES (?)", (charge_id,))
 
     def _journal(self, events: list[tuple[str, str, dict[str, Any]]], ids: list[str]) -> None:
         if self.journal is None:
@@ -104,7 +105,7 @@ class JournalledCharges:
         done, self._journalled = self._journalled, []
         for i in range(0, len(done), 200):
             part = done[i : i + 200]
-            tx.execute(f"DELETE FROM journal_pending WHERE id IN ({', '.join('?' * len(part))})", part)
+            tx.send(f"DELETE FROM journal_pending WHERE id IN ({', '.join('?' * len(part))})", part)  # queued
 
     def recover(self, journalled_ids: Callable[[], set[str]] | None = None) -> list[str]:
         """Keep as failed every pending charge whose process died; journal charges a crash left unjournalled.

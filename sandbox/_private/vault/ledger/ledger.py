@@ -44,6 +44,7 @@ from .records import (
     ChargeRecord,
     ComputedAnswer,
     DatasetRecord,
+    EncodedAnswer,
     KeptCharge,
     PopulationRecord,
     Reservation,
@@ -58,6 +59,7 @@ __all__ = [
     "PopulationRecord",
     "ChargeRecord",
     "ComputedAnswer",
+    "EncodedAnswer",
     "ChargeOutcome",
     "Reservation",
     "KeptCharge",
@@ -142,11 +144,12 @@ class Ledger(LedgerStore, JournalledCharges):
         AnswerPendingError
             The same query on the same dataset version is being computed right now (retryable; nothing charged).
         """
-        stored = self._stored(dataset, query_key)
-        if stored is not None:
-            return stored
+        answer, twin = self._lookup(dataset, query_key)
         population = self._population_cached(dataset)
-        self._no_live_twin(dataset, population, query_key)
+        if answer is not None:
+            return ChargeOutcome(answer, True, self._remaining(population))
+        if twin is not None:
+            self._no_live_twin(dataset, population, twin)
         res = Reservation(
             id="r_" + secrets.token_urlsafe(18),
             population=population,
@@ -240,7 +243,7 @@ class Ledger(LedgerStore, JournalledCharges):
             return stored
         return replace(res, epsilon_remaining=max(0.0, float(remaining)))
 
-    def finalise(self, reservation: Reservation, answer: ComputedAnswer) -> ChargeOutcome:
+    def finalise(self, reservation: Reservation, answer: ComputedAnswer | EncodedAnswer) -> ChargeOutcome:
         """Store the answer of a reserved charge; return it once it is durable (and journalled).
 
         Raises
@@ -249,7 +252,9 @@ class Ledger(LedgerStore, JournalledCharges):
             The reservation is no longer pending (it failed, or recovery declared its process dead); the answer
             is not stored and must not be returned. The charge stays kept.
         """
-        pub = canonical_json(dict(answer.public))
+        if not isinstance(answer, EncodedAnswer):
+            answer = EncodedAnswer.of(answer)
+        pub = answer.public_json
         record = ChargeRecord(
             id=reservation.id,
             dataset=reservation.dataset,
@@ -262,7 +267,7 @@ class Ledger(LedgerStore, JournalledCharges):
             mechanism=answer.mechanism,
             public_json=pub,
             result_sha256=sha256_hex(pub),
-            private_json=canonical_json(dict(answer.private)),
+            private_json=answer.private_json,
             analyst=reservation.analyst,
             run_id=reservation.run_id,
             created=_now(),
@@ -380,16 +385,25 @@ class Ledger(LedgerStore, JournalledCharges):
                 self._populations[key] = self._population_of(tx, dataset)
         return self._populations[key]
 
-    def _no_live_twin(self, dataset: DatasetRecord, population: str, query_key: str) -> None:
-        """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
+    def _lookup(self, dataset: DatasetRecord, query_key: str) -> tuple[ChargeRecord | None, tuple[str, str] | None]:
+        """Return the stored answer of this question and its pending twin ``(id, owner)``, in one read without lock.
+
+        Answers never change once written, so a stored one may be returned at once; the twin is checked by
+        :meth:`_no_live_twin`.
+        """
+        where = "dataset = ? AND version = ? AND query_key = ?"
+        pad = ", ".join(["NULL"] * (len(CHARGE_COLS.split(",")) - 2))
         rows = self.db.read(
-            "SELECT id, owner FROM reservations WHERE dataset = ? AND version = ? AND query_key = ? "
-            "AND state = 'pending'",
-            (dataset.name, dataset.version, query_key),
+            f"SELECT 'answer', {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
+            f"SELECT 'pending', id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'",
+            (dataset.name, dataset.version, query_key) * 2,
         )
-        if not rows:
-            return
-        row = rows[0]
+        answer = next((ChargeRecord(*r[1:]) for r in rows if r[0] == "answer"), None)
+        twin = next(((str(r[1]), str(r[2])) for r in rows if r[0] == "pending"), None)
+        return answer, twin
+
+    def _no_live_twin(self, dataset: DatasetRecord, population: str, row: tuple[str, str]) -> None:
+        """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
         if owner_alive(str(row[1])) is not False:
             raise self._pending_error(dataset)
         with self.db.transaction() as tx:

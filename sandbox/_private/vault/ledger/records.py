@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox._private.shared.canonical import sha256_hex
+from sandbox._private.shared.canonical import canonical_json, sha256_hex
 from sandbox._private.shared.errors import IntegrityError
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "DatasetRecord",
     "ChargeRecord",
     "ComputedAnswer",
+    "EncodedAnswer",
     "ChargeOutcome",
     "Reservation",
     "KeptCharge",
@@ -103,6 +104,23 @@ class ComputedAnswer:
     public: Mapping[str, Any]
     private: Mapping[str, Any]
     mechanism: str
+
+
+@dataclass(frozen=True)
+class EncodedAnswer:
+    """A :class:`ComputedAnswer` with its public and private parts already in canonical JSON.
+
+    A worker process encodes its answer before sending it, so the vault process neither unpickles the values nor
+    encodes them again: :meth:`Ledger.finalise` stores the texts as they are (and hashes the public one).
+    """
+
+    public_json: str
+    private_json: str
+    mechanism: str
+
+    @classmethod
+    def of(cls, answer: ComputedAnswer) -> EncodedAnswer:
+        return cls(canonical_json(dict(answer.public)), canonical_json(dict(answer.private)), answer.mechanism)
 
 
 @dataclass(frozen=True)

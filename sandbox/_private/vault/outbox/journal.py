@@ -340,6 +340,9 @@ class AuditLog:
         self.path = Path(path)
         self.key_path = Path(key_path) if key_path is not None else self.path.with_name(KEY_NAME)
         self._key: bytes | None = None
+        # the entry this object appended last, its line, and the file's (inode, size) right after: while the file
+        # still ends with that line, the next append chains onto the entry without parsing and rehashing it
+        self._tail: tuple[tuple[int, int], bytes, LogEntry] | None = None
 
     def key(self) -> bytes:
         """Return the journal key, creating it (0600) on first use."""
@@ -350,8 +353,11 @@ class AuditLog:
     @contextmanager
     def _locked(self) -> Iterator[int]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+            except FileNotFoundError:  # the first append: make the folder
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
         except OSError as exc:
             raise OutputPathError(f"cannot open audit log {self.path}: {exc.strerror}; check the workspace.") from None
         try:
@@ -368,16 +374,24 @@ class AuditLog:
         """Append several events under one lock and one fsync (all of them or, after a crash, a prefix)."""
         key = self.key()
         with self._locked() as fd:
-            size = os.fstat(fd).st_size
-            prev = _last_entry(fd, size, self.path)
-            entries, lines = [], b""
+            st = os.fstat(fd)
+            size, tail = st.st_size, self._tail
+            self._tail = None
+            if tail is not None and tail[0] == (st.st_ino, size) and _ends_with(fd, size, tail[1]):
+                prev: LogEntry | None = tail[2]
+            else:
+                prev = _last_entry(fd, size, self.path)
+            entries, lines, line = [], b"", b""
             for actor, kind, payload in events:
                 entry = _make_entry(prev, actor, kind, payload, key)
                 entries.append(entry)
-                lines += entry.to_line()
+                line = entry.to_line()
+                lines += line
                 prev = entry
             _write_all(fd, lines)
             os.fdatasync(fd)
+            if entries:
+                self._tail = ((st.st_ino, size + len(lines)), line, entries[-1])
         if size == 0:
             fsync_dir(self.path.parent)
         return entries
@@ -396,6 +410,7 @@ class AuditLog:
             The ``log.recovered`` entry, or ``None`` when the log was not torn.
         """
         with self._locked() as fd:
+            self._tail = None
             size = os.fstat(fd).st_size
             keep = _last_newline_end(fd, size)
             if keep == size:
@@ -410,6 +425,11 @@ class AuditLog:
             _write_all(fd, entry.to_line())
             os.fsync(fd)
             return entry
+
+
+def _ends_with(fd: int, size: int, line: bytes) -> bool:
+    """Whether the first ``size`` bytes of the file end with ``line`` (one ``pread``)."""
+    return size >= len(line) and os.pread(fd, len(line), size - len(line)) == line
 
 
 def _make_entry(prev: LogEntry | None, actor: str, kind: str, payload: Mapping[str, Any], key: bytes) -> LogEntry:

@@ -31,9 +31,9 @@ from sandbox._private.shared.query import AggregateQuery
 from ..disclosure import completed, deferred_inputs, is_deferred
 from ..ledger.ledger import ChargeOutcome, ChargeRecord, DatasetRecord
 from ..ledger.records import Reservation
-from ..service import VaultService, _outcome_payload
+from ..service import VaultService, _outcome_payload, outcome_brief, outcome_json
 from ..tokens import TokenInfo
-from .jobs import Job, JobStore
+from .jobs import BRIEF_KEYS, Job, JobStore
 from .pool import Slot, WorkerPool, is_cancelled, lane_of
 
 __all__ = ["ComputeService", "Charge"]
@@ -103,6 +103,13 @@ class ComputeService:
     ) -> dict[str, Any]:
         job = await self.submit(lambda: self._check_query(body), "aggregate", caller, run_id, detached=False)
         return await self.wait(job, disconnected)
+
+    async def query_json(
+        self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None, disconnected: Disconnected
+    ) -> str:
+        """:meth:`query`, answered as its response body: ``canonical_json`` of what :meth:`query` returns."""
+        job = await self.submit(lambda: self._check_query(body), "aggregate", caller, run_id, detached=False)
+        return await self.wait_json(job, disconnected)
 
     async def fit(
         self, body: Mapping[str, Any], caller: TokenInfo, run_id: str | None, disconnected: Disconnected, *, wait: bool
@@ -181,10 +188,25 @@ class ComputeService:
         except Exception as exc:
             job.fail(exc if isinstance(exc, SandboxError) else InternalError(f"Storing the answer failed ({exc})."))
             return
-        job.succeed(_outcome_payload(outcome))
+        job.succeed(lambda: _outcome_payload(outcome), outcome_json(outcome), outcome_brief(outcome, BRIEF_KEYS))
 
     async def wait(self, job: Job, disconnected: Disconnected) -> dict[str, Any]:
         """Wait for ``job`` while watching the client's connection; cancel the job if the client goes away."""
+        await self._ended(job, disconnected)
+        result = job.answer()
+        assert result is not None
+        job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
+        return result
+
+    async def wait_json(self, job: Job, disconnected: Disconnected) -> str:
+        """:meth:`wait`, the answer as its response body (``canonical_json`` of what :meth:`wait` returns)."""
+        await self._ended(job, disconnected)
+        text = job.text if job.text is not None else canonical_json(job.answer())
+        job.compact()
+        return text
+
+    async def _ended(self, job: Job, disconnected: Disconnected) -> None:
+        """Wait until ``job`` ends (cancelling it if the client goes away); raise its error if it failed."""
         if not job.done:
             watcher = asyncio.create_task(disconnected())
             ended = asyncio.create_task(job.wait())
@@ -197,10 +219,6 @@ class ComputeService:
                 await ended  # the reservation is failed (charge kept) before this request ends
         if job.error is not None:
             raise job.error
-        assert job.result is not None
-        result = job.result
-        job.compact()  # the answer goes back now; the job keeps its id only (GET /v1/results/{id} has the rest)
-        return result
 
     # -- deferred disclosure statistics (for the release gate) ------------------------------------------------------
     async def disclose(self, record: ChargeRecord) -> ChargeRecord:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,13 +24,15 @@ from typing import Any, Literal
 from sandbox._private.shared.errors import NotFoundError, SandboxError
 from sandbox._private.shared.wire import error_body, status_of
 
-__all__ = ["Job", "JobStore", "JOB_ID_PATTERN", "KEEP_SECONDS"]
+__all__ = ["Job", "JobStore", "JOB_ID_PATTERN", "KEEP_SECONDS", "BRIEF_KEYS"]
 
 #: Job ids the vault mints.
 JOB_ID_PATTERN = r"^job_[0-9a-f]{24}$"
 #: Seconds a finished job stays visible.
 KEEP_SECONDS = 3600.0
 _KEEP_PER_OWNER = 200
+#: What a job keeps of an answer that went back to its waiting caller.
+BRIEF_KEYS = ("id", "sha256", "dataset", "kind", "charged_epsilon")
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
@@ -50,7 +53,10 @@ class Job:
     created: str = field(default_factory=_now)
     started: str | None = None
     finished: str | None = None
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None  # see answer(): built when first asked for, if given as a function
+    text: str | None = field(default=None, repr=False)  # the result as its response body (canonical JSON), if known
+    _build: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
+    _brief: dict[str, Any] | None = field(default=None, repr=False)
     error: SandboxError | None = None
     ended_at: float | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -60,9 +66,30 @@ class Job:
         if self.state == "queued":
             self.state, self.started = "running", _now()
 
-    def succeed(self, payload: dict[str, Any]) -> None:
-        self.state, self.result = "done", payload
+    def succeed(
+        self,
+        payload: dict[str, Any] | Callable[[], dict[str, Any]],
+        text: str | None = None,
+        brief: dict[str, Any] | None = None,
+    ) -> None:
+        """End the job with its answer.
+
+        ``payload`` is the answer, or a function that builds it when first needed (a blocking caller that takes
+        ``text`` never needs it); ``text`` the same answer as its canonical JSON, when already made; ``brief`` what
+        :meth:`compact` keeps, when known without building the answer.
+        """
+        if callable(payload):
+            self.result, self._build = None, payload
+        else:
+            self.result, self._build = payload, None
+        self.state, self.text, self._brief = "done", text, brief
         self._end()
+
+    def answer(self) -> dict[str, Any] | None:
+        """Return the answer (``None`` unless the job succeeded), building it on first use."""
+        if self.result is None and self._build is not None:
+            self.result, self._build = self._build(), None
+        return self.result
 
     def fail(self, exc: SandboxError, *, cancelled: bool = False) -> None:
         self.state, self.error = ("cancelled" if cancelled else "failed"), exc
@@ -74,8 +101,14 @@ class Job:
 
     def compact(self) -> None:
         """Keep only the result's id and sha256 (its answer went back to a waiting client; the ledger has it)."""
-        if self.result is not None and not self.detached:
-            self.result = {k: self.result.get(k) for k in ("id", "sha256", "dataset", "kind", "charged_epsilon")}
+        if self.detached or (self.result is None and self._build is None):
+            return
+        if self._brief is not None:
+            self.result = self._brief
+        else:
+            full = self.answer() or {}
+            self.result = {k: full.get(k) for k in BRIEF_KEYS}
+        self._build, self._brief, self.text = None, None, None
 
     @property
     def done(self) -> bool:
@@ -103,7 +136,7 @@ class Job:
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
-            "result": self.result,
+            "result": self.answer(),
             "error": None,
         }
         if self.error is not None:

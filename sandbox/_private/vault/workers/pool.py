@@ -42,7 +42,7 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.wire import error_class
 
 from ..dp.answers import Checked
-from ..ledger.ledger import ComputedAnswer
+from ..ledger.ledger import EncodedAnswer
 from .worker import Task, worker_main
 
 __all__ = ["WorkerPool", "Slot", "LANES", "lane_of", "is_cancelled"]
@@ -98,7 +98,7 @@ class _Pending:
     job_id: str
     task: Task
     wall_seconds: float
-    future: asyncio.Future[ComputedAnswer]
+    future: asyncio.Future[EncodedAnswer]
     worker: _Worker | None = None
     timer: asyncio.TimerHandle | None = None
     started: float | None = None
@@ -300,7 +300,7 @@ class WorkerPool:
         *,
         records: Mapping[str, Any] | None = None,
         on_start: Callable[[], None] | None = None,
-    ) -> ComputedAnswer:
+    ) -> EncodedAnswer:
         """Compute one job in the slot's lane; cancelling the awaiting task stops the job (its worker is killed).
 
         ``on_start`` is called when a worker takes the job.
@@ -320,7 +320,7 @@ class WorkerPool:
             item = (item.item, item.cost)
         verify = not keys <= self._verified
         task = Task(kind, dataset, item, verify, lane.cpu_seconds, tables)  # type: ignore[arg-type]
-        future: asyncio.Future[ComputedAnswer] = self._loop.create_future()
+        future: asyncio.Future[EncodedAnswer] = self._loop.create_future()
         future.add_done_callback(_retrieve)  # an answer nobody awaits any more (cancelled) is not an error
         pending = _Pending(slot, job_id, task, lane.wall_seconds, future, on_start=on_start)
         lane.queue.append(pending)
@@ -403,7 +403,7 @@ class WorkerPool:
         if not pending.future.done():
             pending.future.set_exception(exc)
 
-    def _finish(self, worker: _Worker, pending: _Pending, outcome: ComputedAnswer | BaseException) -> None:
+    def _finish(self, worker: _Worker, pending: _Pending, outcome: EncodedAnswer | BaseException) -> None:
         lane = worker.lane
         worker.pending = None
         if pending.timer is not None:

@@ -4,7 +4,7 @@ The vault's pool (:mod:`.pool`) starts these from a fork server that has importe
 is ready in milliseconds. A worker does one job at a time, under a CPU-time limit set with ``RLIMIT_CPU`` just
 before the job (the kernel stops a job that goes over it with ``SIGXCPU``; the pool reports the limit). It never
 touches the ledger: it gets a checked request and a dataset record, and returns a
-:class:`~..ledger.records.ComputedAnswer` (or the error the engine raised). It dies with the vault: ``PR_SET_PDEATHSIG``
+:class:`~..ledger.records.EncodedAnswer` (or the error the engine raised). It dies with the vault: ``PR_SET_PDEATHSIG``
 kills it when its parent (the fork server, which exits with the vault) goes, so an orphaned fit never runs on.
 """
 
@@ -27,7 +27,7 @@ from sandbox._private.shared.errors import SandboxError
 from sandbox._private.shared.policy import Policy
 
 from ..dp.engine import DPEngine
-from ..ledger.ledger import ComputedAnswer, DatasetRecord
+from ..ledger.ledger import ComputedAnswer, DatasetRecord, EncodedAnswer
 from ..tables import OpenTables
 
 __all__ = ["Task", "worker_main", "run_task"]
@@ -139,7 +139,8 @@ def worker_main(conn: Connection, policy: Policy, nice: int) -> None:
             return
         _limit_cpu(task.cpu_seconds)
         try:
-            reply: tuple[Any, ...] = ("ok", job_id, run_task(task, engine, tables))
+            # encoded here, in parallel with the other workers: the vault process stores the texts as they are
+            reply: tuple[Any, ...] = ("ok", job_id, EncodedAnswer.of(run_task(task, engine, tables)))
         except SandboxError as exc:
             reply = ("error", job_id, type(exc).__name__, str(exc))
         except Exception as exc:
