@@ -20,6 +20,7 @@ cancelled at once (its worker is killed). ``fit(..., wait=False)`` returns the j
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -235,7 +236,7 @@ class ComputeService:
         slot = self.pool.admit(lane_of("disclosure"), record.analyst)
         job_id = f"disclosure-{record.id}"
         answer = await self.pool.run(slot, job_id, "disclosure", records[query.dataset], (query, k), records=records)
-        return completed(record, answer.private, versions)
+        return completed(record, json.loads(answer.private_json), versions)
 
     def complete(self, record: ChargeRecord) -> ChargeRecord:
         """:meth:`disclose` for a caller in another thread (the release gate's routes run in threads)."""
