@@ -147,3 +147,32 @@ def test_the_answer_scan_is_cached_by_its_statement(catalog: Any, monkeypatch: p
     assert np.array_equal(a.rows, b.rows) and a.rows_truncated == b.rows_truncated > 0
     c = _scan(AggregateQuery("persons", "sum", "age", epsilon=1.0, by=("gender",)), cat, schemas, 3)
     assert len(ran) > first and c.units is None and np.array_equal(c.rows, a.rows) and c.total.sum() > 0
+
+
+def test_the_answer_scan_clips_unless_the_table_was_checked_against_its_bounds(tmp_path: Any) -> None:
+    """Values are clipped to the public bounds, except in a table validated against those bounds (same result)."""
+    import polars as pl
+
+    from sandbox._private.shared.query import AggregateQuery
+
+    root = synthetic.write_population(tmp_path / "pop", 300, seed=5)
+    schema = TableSchema.load(root / "schema" / "persons.json")
+    lo, hi = schema.column("age").bounds
+    frame = pl.read_parquet(root / "persons.parquet")
+    wild = tmp_path / "wild.parquet"  # ages far outside the schema's bounds (never registrable)
+    frame.with_columns((pl.col("age") * 10 + 1000).alias("age")).write_parquet(wild)
+    q = AggregateQuery("persons", "sum", "age", epsilon=1.0, by=("gender",))
+    rs = q.resolve({"persons": schema})
+
+    def total(table: TableData) -> np.ndarray:
+        return aggregates.answer_cells(q, rs, Catalog({"persons": table}, {"persons": "p"}), 3).total
+
+    clipped = total(TableData.load(wild, schema, validate=False))
+    rows = aggregates.answer_cells(q, rs, Catalog({"persons": TableData.load(wild, schema, validate=False)}, {}), 3)
+    np.testing.assert_allclose(clipped, rows.rows * hi)  # every wild age is above the upper bound: clipped to it
+    checked = TableData.load(root / "persons.parquet", schema)  # validated: its ages lie within the bounds
+    assert checked.bounded and not TableData.load(wild, schema, validate=False).bounded
+    plain = TableData.load(root / "persons.parquet", schema, validate=False)
+    aggregates.clear_cache()
+    np.testing.assert_allclose(total(checked), total(plain), rtol=1e-12)
+    assert lo <= 0 < hi

@@ -85,7 +85,9 @@ class OpenTables:
             if key not in self._tables:
                 # checked against the schema at registration and against its sha256 just now: open in place
                 schema = parsed_schema(record.schema_json)
-                self._tables[key] = TableData.load(record.path, schema, engine=engine_of(record.path), validate=False)
+                self._tables[key] = TableData.load(
+                    record.path, schema, engine=engine_of(record.path), validate=False, bounded=True
+                )
             return self._tables[key]
 
     def catalog(self, records: Mapping[str, DatasetRecord], *, load: bool, verify: bool = False) -> Catalog:

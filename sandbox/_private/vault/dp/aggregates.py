@@ -258,12 +258,12 @@ def answer_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k:
     dropped = catalog.tables[multi].dropped(k) if multi is not None else None
     if dropped is not None and not dropped.whole:  # many dropped rows: exclude them by row number
         assert multi is not None
-        return _scan(query, rs, sources, runner, {multi: dropped.name})
-    stats = _scan(query, rs, sources, runner, {})
+        return _scan(query, rs, sources, runner, {multi: dropped.name}, catalog)
+    stats = _scan(query, rs, sources, runner, {}, catalog)
     if dropped is None:
         return stats
     assert multi is not None  # few dropped rows: the cells of all rows, less those of the dropped ones
-    less = _scan(query, rs, {**sources, multi: dropped.name}, runner, {})
+    less = _scan(query, rs, {**sources, multi: dropped.name}, runner, {}, catalog)
     return replace(
         stats,
         rows=stats.rows - less.rows,
@@ -275,9 +275,15 @@ def answer_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k:
 
 
 def _scan(
-    query: AggregateQuery, rs: RelationSchema, sources: dict[str, str], runner: Any, drops: dict[str, str]
+    query: AggregateQuery,
+    rs: RelationSchema,
+    sources: dict[str, str],
+    runner: Any,
+    drops: dict[str, str],
+    catalog: Catalog,
 ) -> CellStats:
-    plan = compile_scan(query, rs, sources, runner.dialect, drops)
+    bounded = frozenset(n for n, t in catalog.tables.items() if getattr(t, "bounded", False))
+    plan = compile_scan(query, rs, sources, runner.dialect, drops, bounded)
     cache_key = f"{runner.dialect.name}|scan|{plan.sql}|{query.kind}"
     cached = _CACHE.get(cache_key)
     if cached is not None:

@@ -117,6 +117,8 @@ class TableData:
         self._profile: Profile | None = None
         self._dropped: dict[int, tuple[str, Dropped]] = {}
         self._lock = threading.Lock()
+        #: every value is known to lie within the schema's bounds (checked here, or at registration: see ``load``)
+        self.bounded = False
         self.key = f"t{next(_KEYS)}"
 
     def __repr__(self) -> str:
@@ -125,8 +127,20 @@ class TableData:
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, schema: TableSchema, *, engine: str = "duckdb", validate: bool = True) -> TableData:
+    def load(
+        cls,
+        path: str | Path,
+        schema: TableSchema,
+        *,
+        engine: str = "duckdb",
+        validate: bool = True,
+        bounded: bool = False,
+    ) -> TableData:
         """Open a registered Parquet or CSV file; with ``validate``, check every row against ``schema``.
+
+        ``bounded`` says the rows were checked against ``schema`` before (the vault's registered files, whose
+        sha256 it checks when it opens them): the engine then does not clip their values to the bounds again.
+        A table that was neither validated here nor declared bounded has every value clipped in every plan.
 
         Raises
         ------
@@ -139,6 +153,7 @@ class TableData:
         if not p.is_file():
             raise SchemaError(f"Cannot read {str(p)!r}: no such file. Check the path.")
         table = cls(schema, path=p.resolve(), engine=engine)
+        table.bounded = bounded
         if validate:
             table.validate()
         return table
@@ -180,6 +195,7 @@ class TableData:
         n_rows = raise_problems(self.schema, names, row)
         self._n_rows = n_rows
         self._profile = self._measure(source, n_rows)
+        self.bounded = True
 
     def _measure(self, source: str, n_rows: int) -> Profile:
         runner = self.runner

@@ -93,6 +93,8 @@ class _Compiler:
         self._seen: set[str] = set()
         #: ``(first unit, last unit)`` of the part being compiled: household-side tables are read for these only
         self.unit_range: tuple[int, int] | None = None
+        #: tables whose values are known to lie within their schema's bounds (validated): not clipped again
+        self.bounded: frozenset[str] = frozenset()
 
     def unit_filter(self, unit: str) -> str:
         if self.unit_range is None:
@@ -144,6 +146,10 @@ class _Compiler:
         )
         if zero_one and lo <= 0.0 and hi >= 1.0:  # a 0/1 value within its bounds: nothing to clip
             return x
+        if name not in self.rs.derived and name in self.rs.origin:
+            table, column = self.rs.origin[name]
+            if table in self.bounded and self.rs.tables[table].column(column).bounds == (lo, hi):
+                return x  # checked against these very bounds when the table was registered
         lo_s, hi_s = self.d.number(lo), self.d.number(hi)
         clip = f"(CASE WHEN {x} < {lo_s} THEN {lo_s} WHEN {x} > {hi_s} THEN {hi_s} ELSE {x} END)"  # NULL stays NULL
         return f"(CASE WHEN {x} IS NULL THEN NULL ELSE {clip} END)" if self.schema.column(name).nullable else clip
@@ -415,11 +421,13 @@ def compile_scan(
     sources: dict[str, str],
     dialect: Dialect,
     drops: dict[str, str],
+    bounded: frozenset[str] = frozenset(),
 ) -> CellSQL:
     """Return the statement of the per-cell rows and sums of ``query`` (no household statistics): one scan.
 
     ``drops`` maps the many-row table (see :func:`scan_table`) to the relation of its rows beyond the household
-    bound, measured once per table (:meth:`TableData.dropped`). The statement groups by whether the row counts
+    bound, measured once per table (:meth:`TableData.dropped`); ``bounded`` names the tables checked against their
+    schema's bounds (their raw values are not clipped again). The statement groups by whether the row counts
     (the filter holds, no key or value is missing), whether the bound dropped it, and the group-by columns' own
     values (categories as stored: coded to cells afterwards, as :attr:`CellSQL.keys` says, so no row pays for
     a lookup); its rows are ``(present, dropped, key..., rows, total, centred, squares)``. This is all a DP answer
@@ -429,6 +437,7 @@ def compile_scan(
     if query.kind == "quantile":
         raise InternalError("a quantile needs its values: compile_values, not compile_scan")
     c = _Compiler(query, rs, sources, dialect)
+    c.bounded = bounded
     c.prepare()
     x, y, sq = _sums(c)
     ctes, _ = c.relation(drops=drops)
