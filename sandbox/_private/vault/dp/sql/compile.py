@@ -469,7 +469,7 @@ def compile_scan(
     values = {"t": x, "c1": y, "c2": sq}
     exprs += [f"{values[n]} AS _{n}" for n in used]
     ctes.append(f"cells AS (SELECT {', '.join(exprs or ['1 AS _one'])} FROM rel)")
-    aggs = [f"sum(_{n}) AS {n}" if n in used else f"0.0e0 AS {n}" for n in ("t", "c1", "c2")]
+    aggs = [f"{dialect.sum_double(f'_{n}')} AS {n}" if n in used else f"0.0e0 AS {n}" for n in ("t", "c1", "c2")]
     grouped = [f for f, varies in flags if varies] + [f"_k{i}" for i in range(len(keys))]
     head = [f if varies else f"{'TRUE' if f == '_p' else 'FALSE'} AS {f}" for f, varies in flags]
     head += [f"_k{i}" for i in range(len(keys))]

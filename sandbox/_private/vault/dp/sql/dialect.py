@@ -75,6 +75,10 @@ class Dialect:
         whens = " ".join(f"WHEN {self.string(c)} THEN {i}" for i, c in enumerate(categories))
         return f"(CASE {expr} {whens} END)"
 
+    def sum_double(self, expr: str) -> str:
+        """Return the sum of a DOUBLE expression: DuckDB's compensated ``fsum`` (faster there than its ``sum``)."""
+        return f"fsum({expr})" if self.name == "duckdb" else f"sum({expr})"
+
     def integer(self, value: int) -> str:
         return str(int(value))
 
