@@ -158,21 +158,21 @@ def test_the_answer_scan_clips_unless_the_table_was_checked_against_its_bounds(t
     root = synthetic.write_population(tmp_path / "pop", 300, seed=5)
     schema = TableSchema.load(root / "schema" / "persons.json")
     lo, hi = schema.column("age").bounds
+    assert lo <= 0 < hi  # precondition: the wild ages below lie above the upper bound
     frame = pl.read_parquet(root / "persons.parquet")
     wild = tmp_path / "wild.parquet"  # ages far outside the schema's bounds (never registrable)
     frame.with_columns((pl.col("age") * 10 + 1000).alias("age")).write_parquet(wild)
     q = AggregateQuery("persons", "sum", "age", epsilon=1.0, by=("gender",))
     rs = q.resolve({"persons": schema})
 
-    def total(table: TableData) -> np.ndarray:
-        return aggregates.answer_cells(q, rs, Catalog({"persons": table}, {"persons": "p"}), 3).total
+    def scan(table: TableData) -> Any:
+        return aggregates.answer_cells(q, rs, Catalog({"persons": table}, {"persons": "p"}), 3)
 
-    clipped = total(TableData.load(wild, schema, validate=False))
-    rows = aggregates.answer_cells(q, rs, Catalog({"persons": TableData.load(wild, schema, validate=False)}, {}), 3)
-    np.testing.assert_allclose(clipped, rows.rows * hi)  # every wild age is above the upper bound: clipped to it
+    unchecked = TableData.load(wild, schema, validate=False)
+    clipped = scan(unchecked)
+    np.testing.assert_allclose(clipped.total, clipped.rows * hi)  # every wild age is above the bound: clipped to it
     checked = TableData.load(root / "persons.parquet", schema)  # validated: its ages lie within the bounds
-    assert checked.bounded and not TableData.load(wild, schema, validate=False).bounded
+    assert checked.bounded and not unchecked.bounded
     plain = TableData.load(root / "persons.parquet", schema, validate=False)
     aggregates.clear_cache()
-    np.testing.assert_allclose(total(checked), total(plain), rtol=1e-12)
-    assert lo <= 0 < hi
+    np.testing.assert_allclose(scan(checked).total, scan(plain).total, rtol=1e-12)

@@ -201,9 +201,8 @@ class VaultService:
         catalog = self._catalog(records, load=True)  # opened before the ledger lock is taken
         versions = {n: r.version for n, r in records.items()}
 
-        def compute() -> ComputedAnswer:  # the disclosure statistics follow if it is put in a release request
-            ans = engine.answer(checked, catalog, disclosure=False)
-            return ComputedAnswer(ans.public, deferred(ans.private, records), _mechanism(ans, query.kind))
+        def compute() -> ComputedAnswer:
+            return vault_answer(engine, checked, catalog, records)
 
         # one charge, against the base table's record: its population's budget (a joined query is one question)
         outcome = self.ledger.charge(
@@ -295,6 +294,15 @@ class VaultService:
 def _journalled_charges(layout: WorkspaceLayout) -> set[str]:
     """Ids of the charges in the journal (read only when a crash may have left one out)."""
     return {str(e.payload.get("id")) for e in read_entries(layout.journal) if e.type == CHARGE_EVENT}
+
+
+def vault_answer(
+    engine: DPEngine, checked: Checked, catalog: Catalog, records: Mapping[str, DatasetRecord]
+) -> ComputedAnswer:
+    """Compute an aggregate as the vault stores it: its disclosure statistics deferred to a release request."""
+    assert isinstance(checked.item, AggregateQuery)
+    ans = engine.answer(checked, catalog, disclosure=False)
+    return ComputedAnswer(ans.public, deferred(ans.private, records), _mechanism(ans, checked.item.kind))
 
 
 def _mechanism(answer: Any, fallback: str) -> str:

@@ -144,11 +144,6 @@ class CellStats:
     def rows_used(self) -> int:
         return int(self.rows.sum())
 
-    @property
-    def disclosure(self) -> bool:
-        """Whether the households per cell (and, for magnitude tables, the largest contributions) are here."""
-        return self.units is not None
-
 
 #: The name the release gate and earlier code used for these facts.
 UnitStats = CellStats
@@ -351,6 +346,8 @@ def _coders(plan: CellSQL, schema: TableSchema, query: AggregateQuery) -> tuple[
 def _merge(pieces: list[CellStats]) -> CellStats:
     """Return the statistics of the union of disjoint sets of households."""
     first = pieces[0]
+    units = [p.units for p in pieces if p.units is not None]
+    assert len(units) == len(pieces), "only exact pieces are merged: each carries its households"
     top1 = top2 = abs_total = None
     if first.top1 is not None:
         tops = np.stack([np.stack([p.top1, p.top2]) for p in pieces], axis=0)  # type: ignore[list-item]
@@ -359,7 +356,7 @@ def _merge(pieces: list[CellStats]) -> CellStats:
         abs_total = np.sum([p.abs_total for p in pieces if p.abs_total is not None], axis=0)
     return CellStats(
         rows=np.sum([p.rows for p in pieces], axis=0),
-        units=np.sum([p.units for p in pieces if p.units is not None], axis=0),
+        units=np.sum(units, axis=0),
         total=np.sum([p.total for p in pieces], axis=0),
         centred=np.sum([p.centred for p in pieces], axis=0),
         squares=np.sum([p.squares for p in pieces], axis=0),

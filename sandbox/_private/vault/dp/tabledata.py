@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sandbox._private.shared.errors import SchemaError
+from sandbox._private.shared.errors import InternalError, SchemaError
 from sandbox._private.shared.schema import TableSchema
 
 from .sql.checks import (
@@ -240,7 +240,7 @@ class TableData:
         contiguous, else a ranking per household) and kept as a table of the engine, whole (every column, when
         they are at most :data:`DROPPED_ROWS_MAX` rows: a question then subtracts their cells from those of all
         rows) or as row numbers (a question excludes them with a join). None when no household has more than
-        ``k`` rows, or when the engine cannot keep such a table (then the plans rank rows themselves).
+        ``k`` rows. Only an engine that keeps tables (DuckDB) is asked; on Spark the plans rank rows themselves.
         """
         profile = self.profile
         if profile.max_rows <= k:
@@ -248,7 +248,7 @@ class TableData:
         runner = self.runner
         materialize = getattr(runner, "materialize", None)
         if materialize is None:
-            return None
+            raise InternalError(f"the {self.engine} engine keeps no tables: answer {self.schema.name!r} in full")
         u = runner.dialect.ident(self.schema.unit_column)
         src = self.source()
         if profile.contiguous:
@@ -262,10 +262,10 @@ class TableData:
             return known[1]
         ((n,),) = runner.rows(f"SELECT count(*) FROM {numbers}")
         if int(n) > DROPPED_ROWS_MAX:
-            dropped = Dropped(numbers, int(n), whole=False)
+            dropped = Dropped(numbers, whole=False)
         else:
             rows = f"SELECT * FROM {src} WHERE _rn IN (SELECT _rn FROM {numbers})"
-            dropped = Dropped(str(materialize(self.key, f"dropped_rows_{int(k)}", rows)), int(n), whole=True)
+            dropped = Dropped(str(materialize(self.key, f"dropped_rows_{int(k)}", rows)), whole=True)
         with self._lock:
             self._dropped[int(k)] = (numbers, dropped)
         return dropped
@@ -376,15 +376,12 @@ class Dropped:
     name : str
         The engine's table: the rows themselves with every column of the typed view (``whole``), or only their
         ``_rn``.
-    n_rows : int
-        How many rows.
     whole : bool
         Whether ``name`` holds the rows (then a question's cells of these rows are subtracted from those of all
         rows) or only their row numbers (then a question excludes them with a join).
     """
 
     name: str
-    n_rows: int
     whole: bool
 
 

@@ -68,17 +68,14 @@ class Task:
 def run_task(task: Task, engine: DPEngine, tables: OpenTables) -> ComputedAnswer:
     """Compute ``task`` (in this process); the same code the in-process service runs."""
     from ..dp.answers import Checked
-    from ..service import _mechanism
+    from ..service import _mechanism, vault_answer
 
     if task.kind in ("aggregate", "fit"):
         item, cost = task.item
         catalog = tables.catalog(task.records, load=True, verify=task.verify)
         checked = Checked(item, cost, catalog.schemas())  # checked in the vault process, against these schemas
-        if task.kind == "aggregate":  # the disclosure statistics follow if it is put in a release request
-            from ..disclosure import deferred
-
-            ans = engine.answer(checked, catalog, disclosure=False)
-            return ComputedAnswer(ans.public, deferred(ans.private, task.records), _mechanism(ans, item.kind))
+        if task.kind == "aggregate":
+            return vault_answer(engine, checked, catalog, task.records)
         fitted = engine.fit(checked, catalog)
         return ComputedAnswer(fitted.public, fitted.private, _mechanism(fitted, item.spec.diffprivlib_class))
     if task.kind == "disclosure":  # the deferred statistics of a stored answer, for its release request

@@ -443,12 +443,9 @@ def compile_scan(
     ctes, _ = c.relation(drops=drops)
     keys: list[tuple[str, str]] = []
     present = c.present()
-    flags = [("_p", present != "TRUE"), ("_d", bool(drops))]  # a constant flag is selected, not grouped by
-    exprs: list[str] = []
-    if present != "TRUE":
-        exprs.append(f"{present} AS _p")
-    if drops:
-        exprs.append("_drop AS _d")
+    # the two flags: a varying one is computed per row and grouped by, a constant one only selected
+    flags = {"_p": (present != "TRUE", present), "_d": (bool(drops), "_drop" if drops else "FALSE")}
+    exprs = [f"{expr} AS {f}" for f, (varies, expr) in flags.items() if varies]
     for i, name in enumerate(query.by):
         if name in rs.derived:
             keys.append((name, "code"))
@@ -470,9 +467,9 @@ def compile_scan(
     exprs += [f"{values[n]} AS _{n}" for n in used]
     ctes.append(f"cells AS (SELECT {', '.join(exprs or ['1 AS _one'])} FROM rel)")
     aggs = [f"{dialect.sum_double(f'_{n}')} AS {n}" if n in used else f"0.0e0 AS {n}" for n in ("t", "c1", "c2")]
-    grouped = [f for f, varies in flags if varies] + [f"_k{i}" for i in range(len(keys))]
-    head = [f if varies else f"{'TRUE' if f == '_p' else 'FALSE'} AS {f}" for f, varies in flags]
-    head += [f"_k{i}" for i in range(len(keys))]
+    key_cols = [f"_k{i}" for i in range(len(keys))]
+    grouped = [f for f, (varies, _) in flags.items() if varies] + key_cols
+    head = [f if varies else f"{expr} AS {f}" for f, (varies, expr) in flags.items()] + key_cols
     by = f" GROUP BY {', '.join(grouped)}" if grouped else ""
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(head)}, count(*) AS n, {', '.join(aggs)} FROM cells{by}"
     return CellSQL(sql, query.n_cells(rs.schema), "scan", False, tuple(keys))
