@@ -295,3 +295,28 @@ def test_a_release_request_computes_the_deferred_disclosure_statistics_in_a_work
     reasons = " ".join(item["reasons"])
     for key, units in small.items():
         assert f"cell ({', '.join(key)}) rests on {units} households" in reasons, (key, units, reasons)
+
+
+def test_audits_after_release_requests_are_answered(vault: VaultProcess, clean: None) -> None:
+    """A fit, a count, a release request of it (a disclosure job in a fit worker), then an audit: answered, 3 times.
+
+    On uvloop the pool's worker pipes were non-blocking (see ``tests/test_vault_pool_loop.py``): in about half of the
+    runs the audit's task reached the worker half-written, the pool stopped reading that worker and the audit
+    waited for ever. Each round here must answer within the client's timeout of 60 s (it takes well under 5 s).
+    """
+    with vault.client("analyst", "dora") as dora:
+        for i in range(3):
+            fit = dora.post("/v1/fit", json={**SMALL_FIT, "epsilon": 0.5 + i / 100}, timeout=60)
+            assert fit.status_code == 200, fit.text
+            count = {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": 0.3 + i / 100}
+            answer = dora.post("/v1/query", json=count, timeout=60).json()
+            item = {"id": answer["id"], "sha256": answer["sha256"]}
+            created = dora.post(
+                "/v1/releases", json={"items": [item], "title": f"Ronde {i}", "purpose": "Test"}, timeout=60
+            )
+            assert created.status_code == 200, created.text
+            model = fit.json()["id"]
+            audit = dora.post(f"/v1/models/{model}/audit", json={"protected": ["household_type"]}, timeout=60)
+            assert audit.status_code == 200, audit.text
+            got = audit.json()
+            assert got["kind"] == "audit" and not got["reused"] and got["charged_epsilon"] > 0, got

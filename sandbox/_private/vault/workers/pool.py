@@ -212,6 +212,9 @@ class WorkerPool:
         lane.workers.append(worker)
         self._loop.add_reader(conn.fileno(), self._on_message, worker)
         self._loop.add_reader(process.sentinel, self._on_exit, worker)
+        # libuv (uvloop) makes a polled descriptor non-blocking; Connection.send/recv need it blocking (a message
+        # larger than the socket buffer, or one not yet wholly written, would otherwise fail half-read)
+        os.set_blocking(conn.fileno(), True)
         lane.idle.append(worker)
         self._dispatch(lane)
 
