@@ -55,18 +55,15 @@ def _arm(phase: str, progress: int) -> None:
             return out
 
         ledger_db.Tx.send = send_then_pause  # type: ignore[method-assign]
-    elif phase == "reserve-committed":  # committed, not yet durable or returned
-        if os.environ.get("_LEDGER_BACKEND") == "sqlite":
-            ledger_db.LedgerDB._barrier = lambda self: _pause(progress)  # type: ignore[method-assign]
-        else:
-            original = ledger_db._run_pipelined
+    elif phase == "reserve-committed":  # committed (not yet synced: the finalise syncs it), not yet returned
+        reserve = ledger_mod.Ledger.reserve
 
-            def run_then_pause(conn: Any, *, hot: bool) -> Any:
-                yield from original(conn, hot=False)
-                if hot:
-                    _pause(progress)
+        def reserve_then_pause(self: Any, *args: Any, **kwargs: Any) -> Any:
+            out = reserve(self, *args, **kwargs)
+            _pause(progress)
+            return out
 
-            ledger_db._run_pipelined = run_then_pause
+        ledger_mod.Ledger.reserve = reserve_then_pause  # type: ignore[method-assign]
     elif phase == "in-finalise":
         send = ledger_db.Tx.send
 

@@ -214,17 +214,22 @@ class LedgerDB:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
-    def transaction(self, *, write: bool = True, hot: bool = False) -> Iterator[Tx]:
+    def transaction(self, *, write: bool = True, hot: bool = False, durable: bool = True) -> Iterator[Tx]:
         """Borrow a connection and open a transaction; commit on success, roll back on any exception.
 
         A write transaction is durable when the block exits. ``hot`` marks a transaction that holds a lock
         every charge needs (the population's row): on PostgreSQL it commits without waiting for the WAL flush,
         which releases the row lock at once, and then waits for the flush outside the lock (grouped with the
         flushes of concurrent transactions). SQLite always works that way (see :meth:`_barrier`).
+
+        ``durable=False``: the block's commit is written (to the WAL, which survives a killed process) but not
+        waited for on disk; it becomes durable with the next durable write transaction, whose sync covers every
+        earlier commit (SQLite's WAL is synced whole; a PostgreSQL commit flushes the WAL up to its own record).
+        For a write that nothing outside the vault observes before a later durable write of the same charge.
         """
         with self._borrow() as conn:
             if self.backend == "postgresql":
-                yield from _run_pipelined(conn, hot=write and hot)
+                yield from _run_pipelined(conn, hot=write and hot, wait_flush=durable)
                 return
             if not write:
                 conn.execute("BEGIN")
@@ -239,7 +244,8 @@ class LedgerDB:
                         "process holds it. Retry; if it persists, check for a stuck `sandbox` process."
                     ) from None
                 yield from _run(conn, Tx(conn, self.backend))
-            self._barrier()
+            if durable:
+                self._barrier()
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement on its own (no transaction around it: one round trip)."""
@@ -318,8 +324,9 @@ def _close_idle(idle: queue.LifoQueue[Any], pid: int) -> None:
             return
 
 
-def _run_pipelined(conn: Any, *, hot: bool) -> Iterator[Tx]:
-    """Run a PostgreSQL transaction in pipeline mode (``hot``: commit at once, then flush outside the lock)."""
+def _run_pipelined(conn: Any, *, hot: bool, wait_flush: bool = True) -> Iterator[Tx]:
+    """Run a PostgreSQL transaction in pipeline mode (``hot``: commit at once, then flush outside the lock, unless
+    ``wait_flush`` is false: then a later synchronous commit flushes it)."""
     try:
         with conn.pipeline() as pipeline:
             conn.execute("BEGIN")
@@ -331,7 +338,7 @@ def _run_pipelined(conn: Any, *, hot: bool) -> Iterator[Tx]:
         with contextlib.suppress(Exception):  # out of pipeline mode now; a broken connection is dropped
             conn.execute("ROLLBACK")
         raise
-    if hot:  # a transaction that writes WAL commits synchronously, flushing all WAL before it (this one's too)
+    if hot and wait_flush:  # a transaction that writes WAL commits synchronously, flushing all WAL before it
         with conn.pipeline():
             conn.execute("BEGIN")
             conn.execute("SELECT pg_logical_emit_message(true, 'sandbox.ledger', '')")
