@@ -36,8 +36,9 @@ BRIEF_KEYS = ("id", "sha256", "dataset", "kind", "charged_epsilon")
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def _stamp(seconds: float | None) -> str | None:
+    """A time (``time.time()``) as the jobs' views show it: ISO 8601 in UTC, to the millisecond."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -50,9 +51,9 @@ class Job:
     dataset: str
     detached: bool
     state: JobState = "queued"
-    created: str = field(default_factory=_now)
-    started: str | None = None
-    finished: str | None = None
+    created: float = field(default_factory=time.time)  # time.time(); shown as ISO 8601 text by view()
+    started: float | None = None
+    finished: float | None = None
     result: dict[str, Any] | None = None  # see answer(): built when first asked for, if given as a function
     text: str | None = field(default=None, repr=False)  # the result as its response body (canonical JSON), if known
     _build: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
@@ -64,7 +65,7 @@ class Job:
 
     def start(self) -> None:
         if self.state == "queued":
-            self.state, self.started = "running", _now()
+            self.state, self.started = "running", time.time()
 
     def succeed(
         self,
@@ -96,7 +97,7 @@ class Job:
         self._end()
 
     def _end(self) -> None:
-        self.finished, self.ended_at = _now(), time.monotonic()
+        self.finished, self.ended_at = time.time(), time.monotonic()
         self._done.set()
 
     def compact(self) -> None:
@@ -133,9 +134,9 @@ class Job:
             "dataset": self.dataset,
             "state": self.state,
             "detached": self.detached,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
+            "created": _stamp(self.created),
+            "started": _stamp(self.started),
+            "finished": _stamp(self.finished),
             "result": self.answer(),
             "error": None,
         }

@@ -112,6 +112,7 @@ class _Worker:
     conn: Connection
     pending: _Pending | None = None
     stopping: bool = False
+    ended: bool = False  # its exit was seen (its pipe at EOF, or its sentinel)
 
 
 @dataclass
@@ -358,7 +359,7 @@ class WorkerPool:
     def _dispatch(self, lane: _Lane) -> None:
         while lane.idle and lane.queue:
             worker = lane.idle[0]
-            if worker.stopping or not worker.process.is_alive():
+            if worker.stopping or worker.ended:  # flags, not is_alive(): that is a system call per job
                 lane.idle.popleft()
                 continue
             pending = self._next(lane)
@@ -424,6 +425,7 @@ class WorkerPool:
             msg = worker.conn.recv()
         except (EOFError, OSError):
             assert self._loop is not None
+            worker.ended = True
             self._loop.remove_reader(worker.conn.fileno())
             return
         if msg[0] == "ready":
@@ -443,6 +445,7 @@ class WorkerPool:
 
     def _on_exit(self, worker: _Worker) -> None:
         assert self._loop is not None
+        worker.ended = True
         self._loop.remove_reader(worker.process.sentinel)
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(worker.conn.fileno())
