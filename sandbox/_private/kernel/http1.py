@@ -13,9 +13,12 @@ per :class:`~sandbox._private.kernel.transport.Transport`) and parses the respon
   it, or sent bytes nobody asked for): otherwise it is closed and a new one opened (and verified).
 * **resending**, at most once and on a fresh connection, only when the server cannot have acted on the request:
   (a) the kernel refused the request's first bytes on a reused connection (nothing of it was sent), or (b) a reused
-  connection was closed or reset before any byte of the response arrived *and* the method is ``GET`` (no
-  side effects). A ``POST`` or ``DELETE`` that was written is never resent: the server may have read it and acted
-  (a charge) before it closed; the caller gets the error, as with httpcore (which never resends).
+  connection was closed or reset before any byte of the response arrived *and* the method is ``GET`` (the
+  vault's GETs only read). A ``POST`` or ``DELETE`` that was written is never resent: the server may have read it
+  and acted (a charge) before it closed; the caller gets the error, as with httpcore (which never resends). The
+  vault would answer an identical query again from its stored answer, but the client does not rely on that. Since
+  an idle connection is given up after ``keepalive_expiry`` (20 s, the vault's is 30 s) and checked before reuse,
+  a written request meets a closed connection only when the vault stops or fails at that very moment.
 * **timeouts**: ``connect`` for a new connection, ``write`` per ``send`` and ``read`` per ``recv`` (the semantics of
   httpcore's), raised as httpcore's exceptions, so callers handle exactly the errors they did.
 * **threads and forks**: idle connections sit in a list under a lock and each request holds its connection alone;
