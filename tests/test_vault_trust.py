@@ -157,6 +157,26 @@ def test_positive_control_a_server_of_our_own_account_gets_the_token(squat: Call
     assert b"Authorization: Bearer " + TOKEN.encode() in s.received()
 
 
+def test_a_kept_alive_client_proves_the_new_server_when_the_old_one_is_gone(squat: Callable[..., Squatter]) -> None:
+    """The vault stops (its end of the kept-alive connection closes) and another account takes its port."""
+    ours = squat("root")
+    port = int(ours.url.rsplit(":", 1)[1])
+    t = Transport(ours.url, TOKEN)
+    assert t.get("/v1/health") == {"status": "up"} and t.post("/v1/query", {"epsilon": 1}) == {"status": "up"}
+    assert t.backend.connects == 1 and TOKEN.encode() in ours.received()  # positive control, one connection
+    ours.stop()
+    theirs = squat("nobody", port=port)
+    time.sleep(0.2)
+    for call in (lambda: t.post("/v1/query", {"epsilon": 1}), lambda: t.get("/v1/datasets")):
+        with pytest.raises(VaultIdentityError, match=_refusal(theirs.url, "root", "runs as 'nobody'")):
+            call()
+    t.close()
+    deadline = time.monotonic() + 10
+    while (got := theirs.received()).count(b"<connection>") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert got == b"<connection>\n" * 2  # reached twice, sent nothing
+
+
 def test_vault_user_names_the_account_a_deployed_vault_runs_as(
     squat: Callable[..., Squatter], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -288,9 +308,14 @@ def test_keep_alive_reuses_one_verified_connection(population_vault: VaultProces
     with Transport(population_vault.url, population_vault.token()) as t:
         for _ in range(20):
             t.get("/v1/datasets")
-        assert t.backend.connects == 1
+        t.get("/v1/datasets", params={"x": 1})  # the httpx path has a connection of its own, verified as well
+        assert t.backend.connects == 2
+        assert t._wire is not None and len(t._wire.idle) == 1
+        sock = t._wire.idle[0].sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         sock = t._http._transport._pool.connections[0]._connection._network_stream.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+        assert t.get("/v1/datasets") and t.backend.connects == 2
 
 
 def test_accepted_connections_have_tcp_nodelay() -> None:

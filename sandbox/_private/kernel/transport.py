@@ -7,7 +7,9 @@ spend budget: it also tells the notebook display and the study's run log what th
 (:mod:`.spend`), so no caller has to remember to.
 
 Every new connection is checked before a token goes over it (:mod:`.trust`: the server must run as the vault's
-OS account), connections are kept alive between requests (one check per connection) and use ``TCP_NODELAY``. A
+OS account), connections are kept alive between requests (one check per connection) and use ``TCP_NODELAY``.
+JSON requests to plain paths (no query string, nothing to quote) are written and parsed by :mod:`.http1` (its
+own kept-alive connections, opened by the same verifying backend); the others go through httpx. A
 busy vault (HTTP 503 or 429 with ``Retry-After``: all workers busy, or the same question being answered right now;
 nothing was charged) is asked again after the time it names, for at most ``busy_wait`` seconds in all.
 """
@@ -26,6 +28,7 @@ import httpx
 from sandbox._private.shared.errors import SandboxError
 from sandbox._private.shared.wire import error_from_body
 
+from .http1 import Http1Pool
 from .spend import record_spend
 from .trust import Expectation, VerifyingBackend, expect, parse_address
 
@@ -113,12 +116,20 @@ class Transport:
         self._base = address.base_url.rstrip("/")
         self._headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         self._timeout = self._http.timeout.as_dict()
+        # the plain paths' own HTTP/1.1 (header values that need no checking by h11: printable ASCII)
+        self._wire: Http1Pool | None = None
+        if all(_HEADER_VALUE.fullmatch(v) for v in headers.values()):
+            self._wire = Http1Pool(address, self.backend, max_idle=8, keepalive_expiry=_KEEPALIVE_S)
+            host = httpx.URL(address.base_url).netloc.decode("ascii")
+            self._head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": host, **headers}.items()).encode("ascii")
 
     def __repr__(self) -> str:
         return f"Transport({self.url})"
 
     def close(self) -> None:
-        """Close the connection pool (the vault keeps running)."""
+        """Close the connection pools (the vault keeps running)."""
+        if self._wire is not None:
+            self._wire.close()
         self._http.close()
 
     def __enter__(self) -> Transport:
@@ -133,12 +144,23 @@ class Transport:
             extra = {} if timeout is _DEFAULT else {"timeout": timeout}
             full = self._http.request(method, path, params=params, json=body, **extra)
             return full.status_code, full.headers.get, full.content
-        headers = self._headers
+        limits = self._timeout if timeout is _DEFAULT else httpx.Timeout(timeout).as_dict()
         content = None
         if body is not None:  # encoded as httpx encodes ``json=``
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-            headers = [*headers, (b"Content-Type", b"application/json")]
-        limits = self._timeout if timeout is _DEFAULT else httpx.Timeout(timeout).as_dict()
+        if self._wire is not None and method in _WIRE_METHODS:
+            head = f"{method} {path} HTTP/1.1\r\n".encode("ascii") + self._head
+            if content is None:
+                data = head + b"\r\n"
+            else:
+                data = b"%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+                    head,
+                    len(content),
+                    content,
+                )
+            status, raw, payload = self._wire.request(method, data, limits)
+            return status, _header_getter(raw), payload
+        headers = self._headers if content is None else [*self._headers, (b"Content-Type", b"application/json")]
         resp = self._core.request(
             method, self._base + path, headers=headers, content=content, extensions={"timeout": limits}
         )
@@ -208,6 +230,8 @@ class Transport:
 _CORE_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol)
 _loads = json.loads
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9/_.~-]*")  # sent as it is
+_WIRE_METHODS = frozenset({"GET", "POST", "DELETE"})  # not HEAD: its response has no body to read
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")  # printable ASCII, no edge spaces
 
 
 def _header_getter(raw: list[tuple[bytes, bytes]]) -> Callable[[str, str], str]:
