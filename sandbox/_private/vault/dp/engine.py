@@ -43,6 +43,8 @@ noise is added here, in the vault.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -172,7 +174,7 @@ class DPEngine:
         if not isinstance(checked.item, AggregateQuery):
             raise QueryError(f"answer() takes an aggregate query, not a {type(checked.item).__name__}; use fit().")
         query = checked.item
-        rs = query.resolve(checked.schema)
+        rs = _RESOLVED.resolve(query, checked.schema)
         k = self.rows_per_unit(rs.schema)
         stats = exact_cells(query, rs, catalog, k) if disclosure else answer_cells(query, rs, catalog, k)
         values, scales, noises, sens, _, ci = _ANSWERERS[query.kind](self, query, rs.schema, stats, k)
@@ -425,6 +427,45 @@ _ERROR_NOTES = {
     "quantile": "Exponential mechanism on a public grid: no closed-form noise scale or interval; the error depends "
     "on the spread of the data.",
 }
+
+
+class _Resolved:
+    """Recent relation schemas (:meth:`AggregateQuery.resolve`), by relation and by the very schema objects.
+
+    :func:`~sandbox._private.shared.plan.relation_schema` is a function of the relation and the public schemas
+    alone, and a vault asks about the same tables (the same schema objects, kept by its open tables) again and
+    again at new epsilons. An entry keeps the schema objects it was resolved from and is used only for those
+    same objects (``is``), so an ``id`` is never taken for another object's.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, tuple[tuple[TableSchema, ...], RelationSchema]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(self, query: AggregateQuery, schemas: Schemas) -> RelationSchema:
+        """Return ``query.resolve(schemas)`` (raising as it does), from memory when resolved before."""
+        named = as_schemas(schemas, query.dataset)
+        objects = tuple(named.values())
+        relation = (query.dataset, query.joins, query.derived)  # what query.relation is made of
+        key = (relation, repr(relation), tuple(named), tuple(map(id, objects)))
+        try:
+            with self._lock:
+                hit = self._items.get(key)
+        except TypeError:  # unhashable (never for a checked relation): resolve it
+            return query.resolve(schemas)
+        if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+            return hit[1]
+        rs = query.resolve(schemas)
+        with self._lock:
+            self._items[key] = (objects, rs)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return rs
+
+
+_RESOLVED = _Resolved()
 
 
 def _schemas(schemas: Schemas | Catalog, dataset: str) -> Schemas:
