@@ -39,6 +39,7 @@ QUERIES: list[dict[str, Any]] = [
     {"dataset": "households", "kind": "mean", "column": "age", "where": (sb.col("n_children") >= 1).to_dict()},
     {"dataset": "households", "kind": "variance", "column": "savings_buffer", "delta": 1e-7},
     {"dataset": "households", "kind": "histogram", "column": "age", "bins": 7, "by": ["gender"]},
+    {"dataset": "households", "kind": "quantile", "column": "disposable_income", "q": 0.5, "by": ["poverty"]},
     {"dataset": "persons", "kind": "count", "by": ["role"]},  # a many-row table: the household bound drops rows
     {"dataset": "persons", "kind": "mean", "column": "age", "join": [{"table": "households"}], "by": ["poverty"]},
 ]
@@ -60,8 +61,10 @@ def _task(svc: Any, body: dict[str, Any], epsilon: float) -> Task:
 
 
 def _draws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fix the noise: every vector gets the same whole-number draws (cell i: (-1)**i * (3 i + 1))."""
+    """Fix the noise: every vector gets the same whole-number draws (cell i: (-1)**i * (3 i + 1)), a quantile a
+    function of its epsilon and its cell's rows."""
     monkeypatch.setattr(mechanisms, "sample_zeros", lambda meas, n: [(-1) ** i * (3 * i + 1) for i in range(n)])
+    monkeypatch.setattr(engine, "dp_quantile", lambda v, q, *, epsilon, bounds: bounds[0] + len(v) / epsilon)
 
 
 def _wrapped_laplace(units: int, epsilon: float) -> tuple[Any, float]:

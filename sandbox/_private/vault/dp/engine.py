@@ -195,15 +195,22 @@ class DPEngine:
     ) -> dict[str, Any]:
         names = [*query.by, *(("bin_lower", "bin_upper") if query.kind == "histogram" else ())]
         integer = query.kind in ("count", "histogram")
-        half = None if ci is None else ci.half_width(values)
+        n = len(keys)
+        none: list[None] = [None] * n
+        # as Python floats once per column (``tolist`` gives each float64 as the same float ``float()`` would)
+        value = [int(v) if integer else float(v) for v in np.asarray(values).tolist()]
+        scale = none if scales is None else np.asarray(scales, dtype=np.float64).tolist()
+        half = none if ci is None else np.asarray(ci.half_width(values), dtype=np.float64).tolist()
+        low = none if ci is None else np.asarray(ci.low, dtype=np.float64).tolist()
+        high = none if ci is None else np.asarray(ci.high, dtype=np.float64).tolist()
         rows = []
         for i, key in enumerate(keys):
             row: dict[str, Any] = dict(zip(names, key, strict=True))
-            row["value"] = int(values[i]) if integer else float(values[i])
-            row["noise_scale"] = None if scales is None else float(scales[i])
-            row["ci95"] = None if half is None else float(half[i])
-            row["ci95_low"] = None if ci is None else float(ci.low[i])
-            row["ci95_high"] = None if ci is None else float(ci.high[i])
+            row["value"] = value[i]
+            row["noise_scale"] = scale[i]
+            row["ci95"] = half[i]
+            row["ci95_low"] = low[i]
+            row["ci95_high"] = high[i]
             rows.append(row)
         return {
             "format": "sandbox.answer/1",
