@@ -459,6 +459,8 @@ class _Resolved:
         try:
             with self._lock:
                 hit = self._items.get(key)
+                if hit is not None:
+                    self._items.move_to_end(key)
         except TypeError:  # unhashable (never for a checked relation): resolve it
             return query.resolve(schemas)
         if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
