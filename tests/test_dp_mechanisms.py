@@ -17,6 +17,7 @@ from scipy.stats import chisquare
 from test_dp_neighbours import worst_violation
 
 from sandbox._private.shared.errors import InternalError
+from sandbox._private.vault.dp import mechanisms, opendp_calls
 from sandbox._private.vault.dp.mechanisms import (
     GRID_BITS,
     dp_quantile,
@@ -180,3 +181,58 @@ def test_quantile_interval_choice_follows_the_exponential_mechanism() -> None:
     draws = np.array([dp_quantile(values, 0.5, epsilon=eps, bounds=bounds) for _ in range(4_000)])
     observed = np.bincount(np.minimum(np.floor(draws), 3).astype(int), minlength=4)
     assert chisquare(observed, 4_000 * p).pvalue > 1e-4
+
+
+def _reference_sampler(units: int, epsilon: float, delta: float) -> tuple[float, float]:
+    """The samplers' scale search through OpenDP's Python wrappers (new domain and metric, ``Measurement.map``)."""
+    if delta > 0:
+        rho = zcdp_rho(epsilon, delta)
+        s = units / math.sqrt(2.0 * rho)
+        make = lambda s: dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale=s)  # noqa: E731
+        while make(s).map(units) > rho:
+            s = math.nextafter(s, math.inf)
+        return s, make(s).map(units)
+    t = units / epsilon
+    make = lambda t: dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=t)  # noqa: E731
+    while make(t).map(units) > epsilon:
+        t = math.nextafter(t, math.inf)
+    return t, make(t).map(units)
+
+
+@pytest.mark.parametrize("delta", [0.0, 1e-7])
+def test_the_lean_opendp_calls_give_the_wrappers_scale_and_privacy_map(delta: float) -> None:
+    """Same scale (the nudged one) and the same privacy map as through OpenDP's wrappers, for many epsilons."""
+    rng = np.random.default_rng(3)
+    for units, eps in zip(rng.integers(1, 10**7, size=150), rng.uniform(1e-4, 4.0, size=150), strict=True):
+        units, eps = int(units), float(eps)
+        meas, s = mechanisms._gaussian_sampler(units, eps, delta) if delta else mechanisms._laplace_sampler(units, eps)
+        want, want_map = _reference_sampler(units, eps, delta)
+        assert s == want
+        assert opendp_calls.privacy_map(meas, units) == want_map == meas.map(units)
+        assert want_map <= (zcdp_rho(eps, delta) if delta else eps)
+
+
+@pytest.mark.parametrize("n", [1, 5, 4096, 4097])
+def test_the_lean_sample_is_the_measurements_release_on_zeros(n: int) -> None:
+    """Whole numbers, one per cell, from the measurement itself: a scale-0-like measurement gives zeros exactly."""
+    meas = dp.m.make_laplace(opendp_calls.VECTOR_I64, opendp_calls.L1_I64, scale=0.0)
+    assert opendp_calls.sample_zeros(meas, n) == [0] * n == meas([0] * n)
+    wide = dp.m.make_laplace(opendp_calls.VECTOR_I64, opendp_calls.L1_I64, scale=1e6)
+    out = opendp_calls.sample_zeros(wide, n)
+    assert len(out) == n and all(type(z) is int for z in out)
+    if n > 1:
+        assert len(set(out)) > 1  # fresh draws per cell
+
+
+def test_small_cached_vectors_keep_the_exact_pmf() -> None:
+    """The cached zero vector (a small answer's path): 4,000 calls of 5 cells fit the discrete Laplace pmf."""
+    draws = np.concatenate(
+        [noisy_vector(np.zeros(5), epsilon=1.0, delta=0.0, sensitivity=2, integer=True)[0] for _ in range(4000)]
+    )
+    _, noise = noisy_vector(np.zeros(5), epsilon=1.0, delta=0.0, sensitivity=2, integer=True)
+    a = math.exp(-1 / noise.grid_scale)
+    support = np.arange(-12, 13)
+    pmf = (1 - a) / (1 + a) * a ** np.abs(support)
+    tail = (1 - pmf.sum()) / 2
+    observed = np.array([np.sum(draws < -12), *[np.sum(draws == z) for z in support], np.sum(draws > 12)])
+    assert chisquare(observed, draws.size * np.array([tail, *pmf, tail])).pvalue > 1e-4

@@ -22,6 +22,8 @@ from typing import Any
 __all__ = ["canonical_json", "canonical_join", "sha256_hex", "canonical_sha256", "sha256_file"]
 
 _BLOCK = 1 << 22
+_CONTAINERS = (dict, list, tuple)
+_SEQUENCES = (list, tuple)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
@@ -44,19 +46,66 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def _text_keys(obj: Any) -> bool:
+    """Whether every dict inside ``obj`` (lists, tuples and dicts, walked) has keys of type ``str`` only."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if type(k) is not str:
+                return False
+            if isinstance(v, _CONTAINERS) and not _text_keys(v):
+                return False
+        return True
+    if isinstance(obj, _SEQUENCES):
+        for v in obj:
+            if isinstance(v, _CONTAINERS) and not _text_keys(v):
+                return False
+    return True
+
+
+class _Slow(Exception):
+    """Raised inside the one-pass encoder where only the reference path gives the rule's text."""
+
+
+def _plain_text_keys(obj: Any) -> Any:
+    out = _plain(obj)
+    if not _text_keys(out):
+        raise _Slow
+    return out
+
+
+_ENCODE_ONCE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain_text_keys
+).encode
+
+
+def _reference_json(obj: Any) -> str:
+    """Return the rule's text the obvious way: through JSON and back (keys become text, numpy plain), null, encode."""
+    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))
+    try:  # the common case: every float is finite, so the walk that nulls the others is not needed
+        return _ENCODE(plain)
+    except ValueError:  # a NaN or an infinity: null it, then encode
+        return _ENCODE(_finite(plain))
+
+
 def canonical_json(obj: Any) -> str:
     """Return the canonical JSON text of ``obj`` (see the module docstring for the rule).
+
+    One encoding pass gives the rule's text when every key is text and every float finite: the encoder writes
+    numpy scalars (through ``tolist``), tuples and sets as the round trip through JSON would, and sorts text keys
+    as it does. Anything else (a key that is not ``str``, which the round trip turns into text and sorts as text,
+    maybe merging two keys; a non-finite float; an error) takes :func:`_reference_json`, the rule written out.
 
     Raises
     ------
     TypeError
         If ``obj`` holds something that has no JSON form (an object that is not a number, string, list or dict).
     """
-    plain = json.loads(json.dumps(obj, default=_plain, allow_nan=True))  # keys become text, numpy values plain
-    try:  # the common case: every float is finite, so the walk that nulls the others is not needed
-        return _ENCODE(plain)
-    except ValueError:  # a NaN or an infinity: null it, then encode
-        return _ENCODE(_finite(plain))
+    try:
+        if _text_keys(obj):
+            return _ENCODE_ONCE(obj)
+    except (_Slow, ValueError, TypeError, RecursionError):  # the reference path gives the text, or the error
+        pass
+    return _reference_json(obj)
 
 
 def canonical_join(fields: Mapping[str, Any], encoded: Mapping[str, str]) -> str:

@@ -20,11 +20,12 @@ which depends on that household's rows only, and applies before the filter.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -186,17 +187,17 @@ class _ExactCache:
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._items: OrderedDict[str, CellStats] = OrderedDict()
+        self._items: OrderedDict[Hashable, CellStats] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> CellStats | None:
+    def get(self, key: Hashable) -> CellStats | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
 
-    def put(self, key: str, stats: CellStats) -> None:
+    def put(self, key: Hashable, stats: CellStats) -> None:
         with self._lock:
             self._items[key] = stats
             self._items.move_to_end(key)
@@ -205,6 +206,11 @@ class _ExactCache:
 
 
 _CACHE = _ExactCache()
+#: The answers' statistics by what they depend on (:func:`_answer_key`): a question asked again at a new epsilon is
+#: neither resolved to statements nor looked up by their text again.
+_ANSWERS = _ExactCache()
+#: Every field of a query but its epsilon and delta.
+_PLAN_FIELDS = tuple(f.name for f in dataclasses.fields(AggregateQuery) if f.name not in ("epsilon", "delta"))
 #: Tests set ``STRATEGY_GROUPED[0] = True`` to force the grouped strategy (to compare it with the ordered one).
 STRATEGY_GROUPED = [False]
 
@@ -246,6 +252,47 @@ def answer_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k:
     the answer is put in a release request. Quantiles (which need every value), tables on an engine that cannot
     keep the dropped rows, and relations with two many-row tables get :func:`exact_cells` in full.
     """
+    key = _answer_key(query, rs, catalog, k)
+    known = _ANSWERS.get(key) if key is not None else None
+    if known is not None:
+        return known
+    stats = _answer_cells(query, rs, catalog, k)
+    if key is not None:
+        _ANSWERS.put(key, stats)
+    return stats
+
+
+def _answer_key(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: int) -> Hashable | None:
+    """Return what :func:`answer_cells` depends on, without planning it again (None: not known safe; plan it).
+
+    Every field of the query but its epsilon and delta (which the exact part never reads), as values and as their
+    ``repr`` (which tells ``1``, ``1.0`` and ``True`` apart, which compare equal); ``k``; the strategy
+    switch; and per table read, the table object (its ``key`` is unique to the object, which keeps its file,
+    engine and schema: see :class:`_ExactCache`) and whether its values are known to lie within their bounds. The
+    relation's schema ``rs`` is a function of the query's relation and the tables' schemas
+    (:func:`~sandbox._private.shared.plan.relation_schema`), so the key holds only when ``rs`` was resolved from
+    this relation and from these very schema objects.
+    """
+    tables = []
+    for name, schema in rs.tables.items():
+        table = catalog.tables.get(name)
+        if table is None or table.schema is not schema:
+            return None
+        tables.append((name, table.key, bool(getattr(table, "bounded", False))))
+    relation = rs.relation
+    if (relation.base, relation.joins, relation.derived) != (query.dataset, query.joins, query.derived):
+        return None  # not resolved from this query's relation
+    fields = tuple(getattr(query, f) for f in _PLAN_FIELDS)
+    # the values and their text: 18 == 18.0 == True as values, but not as text (nor, maybe, as a statement)
+    key = ("answer", fields, repr(fields), int(k), STRATEGY_GROUPED[0], tuple(tables))
+    try:
+        hash(key)
+    except TypeError:  # a condition holding something unhashable: plan it
+        return None
+    return key
+
+
+def _answer_cells(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: int) -> CellStats:
     sources, runner = _sources(catalog, rs)
     ok, multi = scan_table(rs, k)
     if query.kind == "quantile" or not ok or not hasattr(runner, "materialize") or STRATEGY_GROUPED[0]:
@@ -426,5 +473,6 @@ def _values(
 
 def clear_cache() -> None:
     """Forget every cached exact result (benchmarks time the exact part anew; tests compare strategies)."""
-    with _CACHE._lock:
-        _CACHE._items.clear()
+    for cache in (_CACHE, _ANSWERS):
+        with cache._lock:
+            cache._items.clear()

@@ -43,6 +43,8 @@ noise is added here, in the vault.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -172,7 +174,7 @@ class DPEngine:
         if not isinstance(checked.item, AggregateQuery):
             raise QueryError(f"answer() takes an aggregate query, not a {type(checked.item).__name__}; use fit().")
         query = checked.item
-        rs = query.resolve(checked.schema)
+        rs = _RESOLVED.resolve(query, checked.schema)
         k = self.rows_per_unit(rs.schema)
         stats = exact_cells(query, rs, catalog, k) if disclosure else answer_cells(query, rs, catalog, k)
         values, scales, noises, sens, _, ci = _ANSWERERS[query.kind](self, query, rs.schema, stats, k)
@@ -193,15 +195,22 @@ class DPEngine:
     ) -> dict[str, Any]:
         names = [*query.by, *(("bin_lower", "bin_upper") if query.kind == "histogram" else ())]
         integer = query.kind in ("count", "histogram")
-        half = None if ci is None else ci.half_width(values)
+        n = len(keys)
+        none: list[None] = [None] * n
+        # as Python floats once per column (``tolist`` gives each float64 as the same float ``float()`` would)
+        value = [int(v) if integer else float(v) for v in np.asarray(values).tolist()]
+        scale = none if scales is None else np.asarray(scales, dtype=np.float64).tolist()
+        half = none if ci is None else np.asarray(ci.half_width(values), dtype=np.float64).tolist()
+        low = none if ci is None else np.asarray(ci.low, dtype=np.float64).tolist()
+        high = none if ci is None else np.asarray(ci.high, dtype=np.float64).tolist()
         rows = []
         for i, key in enumerate(keys):
             row: dict[str, Any] = dict(zip(names, key, strict=True))
-            row["value"] = int(values[i]) if integer else float(values[i])
-            row["noise_scale"] = None if scales is None else float(scales[i])
-            row["ci95"] = None if half is None else float(half[i])
-            row["ci95_low"] = None if ci is None else float(ci.low[i])
-            row["ci95_high"] = None if ci is None else float(ci.high[i])
+            row["value"] = value[i]
+            row["noise_scale"] = scale[i]
+            row["ci95"] = half[i]
+            row["ci95_low"] = low[i]
+            row["ci95_high"] = high[i]
             rows.append(row)
         return {
             "format": "sandbox.answer/1",
@@ -425,6 +434,47 @@ _ERROR_NOTES = {
     "quantile": "Exponential mechanism on a public grid: no closed-form noise scale or interval; the error depends "
     "on the spread of the data.",
 }
+
+
+class _Resolved:
+    """Recent relation schemas (:meth:`AggregateQuery.resolve`), by relation and by the very schema objects.
+
+    :func:`~sandbox._private.shared.plan.relation_schema` is a function of the relation and the public schemas
+    alone, and a vault asks about the same tables (the same schema objects, kept by its open tables) again and
+    again at new epsilons. An entry keeps the schema objects it was resolved from and is used only for those
+    same objects (``is``), so an ``id`` is never taken for another object's.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, tuple[tuple[TableSchema, ...], RelationSchema]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def resolve(self, query: AggregateQuery, schemas: Schemas) -> RelationSchema:
+        """Return ``query.resolve(schemas)`` (raising as it does), from memory when resolved before."""
+        named = as_schemas(schemas, query.dataset)
+        objects = tuple(named.values())
+        relation = (query.dataset, query.joins, query.derived)  # what query.relation is made of
+        key = (relation, repr(relation), tuple(named), tuple(map(id, objects)))
+        try:
+            with self._lock:
+                hit = self._items.get(key)
+                if hit is not None:
+                    self._items.move_to_end(key)
+        except TypeError:  # unhashable (never for a checked relation): resolve it
+            return query.resolve(schemas)
+        if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
+            return hit[1]
+        rs = query.resolve(schemas)
+        with self._lock:
+            self._items[key] = (objects, rs)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return rs
+
+
+_RESOLVED = _Resolved()
 
 
 def _schemas(schemas: Schemas | Catalog, dataset: str) -> Schemas:

@@ -46,7 +46,7 @@ import math
 import secrets
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -56,6 +56,8 @@ from diffprivlib.utils import PrivacyLeakWarning
 from scipy.special import ndtri
 
 from sandbox._private.shared.errors import InternalError
+
+from .opendp_calls import make_gaussian, make_laplace, privacy_map, sample_zeros
 
 __all__ = [
     "GRID_BITS",
@@ -252,10 +254,10 @@ def grid_exponent(sensitivity: float, epsilon: float, delta: float, cells: int) 
 @lru_cache(maxsize=256)
 def _laplace_sampler(units: int, epsilon: float) -> tuple[dp.Measurement, float]:
     t = units / epsilon
-    meas = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=t)
-    while meas.map(units) > epsilon:  # OpenDP's map rounds up; nudge the scale until its own accounting agrees
+    meas = make_laplace(t)
+    while privacy_map(meas, units) > epsilon:  # OpenDP's map rounds up; nudge the scale until its accounting agrees
         t = math.nextafter(t, math.inf)
-        meas = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=t)
+        meas = make_laplace(t)
     return meas, t
 
 
@@ -263,10 +265,10 @@ def _laplace_sampler(units: int, epsilon: float) -> tuple[dp.Measurement, float]
 def _gaussian_sampler(units: int, epsilon: float, delta: float) -> tuple[dp.Measurement, float]:
     rho = zcdp_rho(epsilon, delta)
     sigma = units / math.sqrt(2.0 * rho)
-    meas = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale=sigma)
-    while meas.map(units) > rho:
+    meas = make_gaussian(sigma)
+    while privacy_map(meas, units) > rho:
         sigma = math.nextafter(sigma, math.inf)
-        meas = dp.m.make_gaussian(dp.vector_domain(dp.atom_domain(T="i64")), dp.l2_distance(T="i64"), scale=sigma)
+        meas = make_gaussian(sigma)
     return meas, sigma
 
 
@@ -324,13 +326,11 @@ def noisy_vector(
     else:
         meas, s = _laplace_sampler(units_sens, float(epsilon))
         name = f"DiscreteLaplace(grid={_pow2(e)})"
-    z = meas([0] * n) if n else []  # the measurement on zeros returns the noise itself; added below, exactly
+    z = sample_zeros(meas, n) if n else []  # the measurement on zeros returns the noise itself; added below, exactly
     grid = math.ldexp(1.0, e)
-    noise = Noise(
-        name, float(epsilon), float(delta), float(sensitivity), s * grid, math.nan, grid, units_sens, s, rounding
-    )
-    noise = replace(noise, ci95=noise.half_width(_LEVEL95))
-    return _release(units, list(z), e), noise
+    figures = (float(epsilon), float(delta), float(sensitivity), s * grid)
+    ci95 = Noise(name, *figures, math.nan, grid, units_sens, s, rounding).half_width(_LEVEL95)
+    return _release(units, list(z), e), Noise(name, *figures, ci95, grid, units_sens, s, rounding)
 
 
 # -- quantile -----------------------------------------------------------------------------------------------------
