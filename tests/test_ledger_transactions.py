@@ -171,6 +171,41 @@ def test_reserve_finalise_fail_api(target: str) -> None:
     assert _consistent(ledger, "households") == pytest.approx(0.3)
 
 
+def test_finalise_many_stores_each_as_finalise_would(target: str, tmp_path: Path) -> None:
+    """Reference: the same reservations finalised one by one in a second ledger (same figures, same messages)."""
+    from sandbox._private.vault.outbox.journal import AuditLog, read_entries
+
+    journal = AuditLog(tmp_path / "journal.jsonl")
+    ledger = Ledger(target, journal=journal)
+    ds = _dataset(ledger)
+    res = [ledger.reserve(ds, **_args(f"b{i}", 0.05 * (i + 1))) for i in range(5)]
+    assert all(isinstance(r, Reservation) for r in res)
+    out = ledger.finalise_many([(r, _answer(float(i))()) for i, r in enumerate(res)])
+    assert [o.record.id for o in out if isinstance(o, ChargeOutcome)] == [r.id for r in res]
+    # every outcome states what remained after the whole batch (all of it was reserved before)
+    assert {round(o.epsilon_remaining, 12) for o in out if isinstance(o, ChargeOutcome)} == {round(1.0 - 0.75, 12)}
+    assert [ledger.result(r.id).public_json for r in res] == [f'{{"values":[{i:.1f}]}}' for i in range(5)]
+    events = [e for e in read_entries(journal.path) if e.type == "ledger.charge"]
+    assert [e.payload["id"] for e in events] == [r.id for r in res]  # journalled, in order, once each
+    assert ledger.kept_charges() == [] and _consistent(ledger, "households") == pytest.approx(0.75)
+
+    # one of a batch no longer pending: it gets finalise()'s own error, the others are stored
+    a, b, c = (ledger.reserve(ds, **_args(f"c{i}", 0.01)) for i in range(3))
+    assert isinstance(a, Reservation) and isinstance(b, Reservation) and isinstance(c, Reservation)
+    ledger.fail(b, "cancelled: client went away")
+    got = ledger.finalise_many([(a, _answer()()), (b, _answer()()), (c, _answer()())])
+    assert isinstance(got[0], ChargeOutcome) and isinstance(got[2], ChargeOutcome)
+    assert isinstance(got[1], IntegrityError)
+    with pytest.raises(IntegrityError) as single:
+        ledger.finalise(b, _answer()())
+    assert str(got[1]) == str(single.value)
+    assert {r.id for r in ledger.charges()} == {r.id for r in (*res, a, c)}
+    assert [k.state for k in ledger.kept_charges()] == ["failed"]
+    assert _consistent(ledger, "households") == pytest.approx(0.78)
+    events = [e.payload["id"] for e in read_entries(journal.path) if e.type == "ledger.charge"]
+    assert sorted(events[5:]) == sorted([a.id, b.id, c.id])  # the failed one journalled by fail(), once
+
+
 def _compute_in_child(conn: Any) -> None:
     conn.send(ComputedAnswer({"values": [7.0]}, {"true_count": [1]}, "geometric"))
     conn.close()

@@ -325,8 +325,11 @@ def _close_idle(idle: queue.LifoQueue[Any], pid: int) -> None:
 
 
 def _run_pipelined(conn: Any, *, hot: bool, wait_flush: bool = True) -> Iterator[Tx]:
-    """Run a PostgreSQL transaction in pipeline mode (``hot``: commit at once, then flush outside the lock, unless
-    ``wait_flush`` is false: then a later synchronous commit flushes it)."""
+    """Run a PostgreSQL transaction in pipeline mode.
+
+    ``hot``: commit at once, then wait for the flush outside the lock, unless ``wait_flush`` is false (then a later
+    synchronous commit flushes it).
+    """
     try:
         with conn.pipeline() as pipeline:
             conn.execute("BEGIN")

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +85,30 @@ class _Answered(Exception):
 
     def __init__(self, record: ChargeRecord) -> None:
         self.record = record
+
+
+def _answered_record(reservation: Reservation, answer: ComputedAnswer | EncodedAnswer) -> ChargeRecord:
+    """Return the charge record of a reservation's answer (the public part hashed as stored)."""
+    if not isinstance(answer, EncodedAnswer):
+        answer = EncodedAnswer.of(answer)
+    pub = answer.public_json
+    return ChargeRecord(
+        id=reservation.id,
+        dataset=reservation.dataset,
+        version=reservation.version,
+        kind=reservation.kind,
+        query_key=reservation.query_key,
+        query_json=reservation.query_json,
+        epsilon=reservation.epsilon,
+        delta=reservation.delta,
+        mechanism=answer.mechanism,
+        public_json=pub,
+        result_sha256=sha256_hex(pub),
+        private_json=answer.private_json,
+        analyst=reservation.analyst,
+        run_id=reservation.run_id,
+        created=_now(),
+    )
 
 
 class _NotPending(Exception):
@@ -257,37 +281,11 @@ class Ledger(LedgerStore, JournalledCharges):
             The reservation is no longer pending (it failed, or recovery declared its process dead); the answer
             is not stored and must not be returned. The charge stays kept.
         """
-        if not isinstance(answer, EncodedAnswer):
-            answer = EncodedAnswer.of(answer)
-        pub = answer.public_json
-        record = ChargeRecord(
-            id=reservation.id,
-            dataset=reservation.dataset,
-            version=reservation.version,
-            kind=reservation.kind,
-            query_key=reservation.query_key,
-            query_json=reservation.query_json,
-            epsilon=reservation.epsilon,
-            delta=reservation.delta,
-            mechanism=answer.mechanism,
-            public_json=pub,
-            result_sha256=sha256_hex(pub),
-            private_json=answer.private_json,
-            analyst=reservation.analyst,
-            run_id=reservation.run_id,
-            created=_now(),
-        )
+        record = _answered_record(reservation, answer)
         try:
             with self.db.transaction() as tx:
                 self._drain(tx)
-                taken = tx.send(
-                    "DELETE FROM reservations WHERE id = ? AND state = 'pending' RETURNING id", (reservation.id,)
-                )
-                tx.send(
-                    f"INSERT INTO charges ({CHARGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    tuple(record.__dict__[c.strip()] for c in CHARGE_COLS.split(",")),
-                )
-                self._mark_for_journal(tx, record.id, reservation.owner, in_charges=True)
+                taken = self._store(tx, reservation, record)
                 left = tx.send(
                     "SELECT epsilon_budget - epsilon_spent FROM populations WHERE name = ?", (reservation.population,)
                 )
@@ -295,15 +293,76 @@ class Ledger(LedgerStore, JournalledCharges):
                     raise _NotPending
         except Exception as exc:
             if isinstance(exc, _NotPending) or self.db.is_unique_violation(exc):
-                state = self.db.read("SELECT state FROM reservations WHERE id = ?", (reservation.id,))
-                raise IntegrityError(
-                    f"Charge {reservation.id} is {state[0][0] if state else 'not pending'}, so its answer is not "
-                    "stored and is not returned; its ε stays spent. Ask the query again."
-                ) from None
+                raise self._not_pending_error(reservation) from None
             raise
         self._journal([charge_event(record, reservation.population)], [record.id])
         rows = left()
         return ChargeOutcome(record, False, max(0.0, float(rows[0][0]) if rows else 0.0))
+
+    def finalise_many(
+        self, items: Sequence[tuple[Reservation, ComputedAnswer | EncodedAnswer]]
+    ) -> list[ChargeOutcome | IntegrityError]:
+        """:meth:`finalise` of several charges in one transaction, one sync and one journal append.
+
+        Returns each charge's outcome, or the :class:`IntegrityError` :meth:`finalise` raises for it, in order.
+        When any of them is no longer pending (rare: it failed, or recovery declared its process dead) the
+        transaction is rolled back whole and each is finalised on its own, so every charge gets exactly the
+        outcome :meth:`finalise` gives it.
+        """
+        if len(items) == 1:
+            try:
+                return [self.finalise(*items[0])]
+            except IntegrityError as exc:
+                return [exc]
+        records = [_answered_record(res, answer) for res, answer in items]
+        drained = list(self._journalled)
+        try:
+            with self.db.transaction() as tx:
+                self._drain(tx)
+                taken = [self._store(tx, res, rec) for (res, _), rec in zip(items, records, strict=True)]
+                pops = sorted({res.population for res, _ in items})
+                left = tx.send(
+                    "SELECT name, epsilon_budget - epsilon_spent FROM populations "
+                    f"WHERE name IN ({', '.join('?' * len(pops))})",
+                    pops,
+                )
+                if not all(t() for t in taken):
+                    raise _NotPending
+        except Exception as exc:
+            if not (isinstance(exc, _NotPending) or self.db.is_unique_violation(exc)):
+                raise
+            self._journalled.extend(i for i in drained if i not in self._journalled)  # still to remove
+            out: list[ChargeOutcome | IntegrityError] = []
+            for res, answer in items:
+                try:
+                    out.append(self.finalise(res, answer))
+                except IntegrityError as err:
+                    out.append(err)
+            return out
+        events = [charge_event(rec, res.population) for (res, _), rec in zip(items, records, strict=True)]
+        self._journal(events, [rec.id for rec in records])
+        remaining = {str(name): max(0.0, float(value)) for name, value in left()}
+        return [
+            ChargeOutcome(rec, False, remaining.get(res.population, 0.0))
+            for (res, _), rec in zip(items, records, strict=True)
+        ]
+
+    def _store(self, tx: Tx, reservation: Reservation, record: ChargeRecord) -> Callable[[], list[tuple[Any, ...]]]:
+        """Queue moving a pending reservation into ``charges`` with its answer; returns the rows of the taken id."""
+        taken = tx.send("DELETE FROM reservations WHERE id = ? AND state = 'pending' RETURNING id", (reservation.id,))
+        tx.send(
+            f"INSERT INTO charges ({CHARGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tuple(record.__dict__[c.strip()] for c in CHARGE_COLS.split(",")),
+        )
+        self._mark_for_journal(tx, record.id, reservation.owner, in_charges=True)
+        return taken
+
+    def _not_pending_error(self, reservation: Reservation) -> IntegrityError:
+        state = self.db.read("SELECT state FROM reservations WHERE id = ?", (reservation.id,))
+        return IntegrityError(
+            f"Charge {reservation.id} is {state[0][0] if state else 'not pending'}, so its answer is not "
+            "stored and is not returned; its ε stays spent. Ask the query again."
+        )
 
     def fail(self, reservation: Reservation, reason: str) -> None:
         """Keep the charge of a computation that failed or was cancelled (its ε stays spent); idempotent."""

@@ -37,7 +37,7 @@ JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 def _stamp(seconds: float | None) -> str | None:
-    """A time (``time.time()``) as the jobs' views show it: ISO 8601 in UTC, to the millisecond."""
+    """Return a time (``time.time()``) as the jobs' views show it: ISO 8601 in UTC, to the millisecond."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 

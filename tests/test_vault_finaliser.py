@@ -1,0 +1,69 @@
+"""The served vault's finaliser: answers that finish while a store runs are stored together, each gets its own outcome.
+
+A stand-in ledger records the batches it is given; the real ``Ledger.finalise_many`` is tested against
+``Ledger.finalise`` in ``tests/test_ledger_transactions.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from sandbox._private.shared.errors import IntegrityError
+from sandbox._private.vault.workers.flow import _Finaliser
+
+
+class _Ledger:
+    def __init__(self, fail_ids: set[str] = frozenset(), crash: bool = False) -> None:  # type: ignore[assignment]
+        self.batches: list[list[str]] = []
+        self.first = threading.Event()
+        self.release = threading.Event()
+        self.fail_ids, self.crash = fail_ids, crash
+
+    def finalise_many(self, items: list[tuple[Any, Any]]) -> list[Any]:
+        self.batches.append([r for r, _ in items])
+        if len(self.batches) == 1:  # hold the first store until the others have queued
+            self.first.set()
+            self.release.wait(10)
+        if self.crash and len(self.batches) == 2:
+            raise OSError("disk full")
+        return [IntegrityError(f"{r} not pending") if r in self.fail_ids else f"stored {r}" for r, _ in items]
+
+
+async def _store_all(ledger: _Ledger, ids: list[str]) -> list[Any]:
+    fin = _Finaliser(ledger)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(fin.store(ids[0], "answer"))  # type: ignore[arg-type]
+    await asyncio.to_thread(ledger.first.wait, 10)
+    rest = [asyncio.ensure_future(fin.store(i, "answer")) for i in ids[1:]]  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    ledger.release.set()
+    return await asyncio.gather(first, *rest, return_exceptions=True)
+
+
+def test_answers_that_finish_during_a_store_share_the_next_and_get_their_own_outcomes() -> None:
+    ledger = _Ledger(fail_ids={"r3"})
+    got = asyncio.run(_store_all(ledger, [f"r{i}" for i in range(6)]))
+    assert ledger.batches == [["r0"], ["r1", "r2", "r3", "r4", "r5"]]
+    assert got[:3] == ["stored r0", "stored r1", "stored r2"] and got[4:] == ["stored r4", "stored r5"]
+    assert isinstance(got[3], IntegrityError) and str(got[3]) == "r3 not pending"
+
+
+def test_a_failed_store_fails_every_charge_of_its_batch_and_the_finaliser_goes_on() -> None:
+    ledger = _Ledger(crash=True)
+
+    async def run() -> tuple[list[Any], Any]:
+        fin = _Finaliser(ledger)  # type: ignore[arg-type]
+        first = asyncio.ensure_future(fin.store("r0", "answer"))  # type: ignore[arg-type]
+        await asyncio.to_thread(ledger.first.wait, 10)
+        rest = [asyncio.ensure_future(fin.store(i, "answer")) for i in ("r1", "r2")]  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        ledger.release.set()
+        got = await asyncio.gather(first, *rest, return_exceptions=True)
+        return list(got), await fin.store("r9", "answer")  # type: ignore[arg-type]
+
+    got, after = asyncio.run(run())
+    assert ledger.batches == [["r0"], ["r1", "r2"], ["r9"]]  # the second store raised
+    assert got[0] == "stored r0"
+    assert all(isinstance(g, OSError) and str(g) == "disk full" for g in got[1:])
+    assert after == "stored r9"
