@@ -1,4 +1,4 @@
-"""The served vault's finaliser: answers that finish while a store runs are stored together, each gets its own outcome.
+"""The served vault's ledger batches: what arrives while a batch runs goes in the next, each gets its own outcome.
 
 A stand-in ledger records the batches it is given; the real ``Ledger.finalise_many`` is tested against
 ``Ledger.finalise`` in ``tests/test_ledger_transactions.py``.
@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from sandbox._private.shared.errors import IntegrityError
-from sandbox._private.vault.workers.flow import _Finaliser
+from sandbox._private.vault.workers.flow import _Batched, _each
 
 
 class _Ledger:
@@ -32,10 +32,10 @@ class _Ledger:
 
 
 async def _store_all(ledger: _Ledger, ids: list[str]) -> list[Any]:
-    fin = _Finaliser(ledger)  # type: ignore[arg-type]
-    first = asyncio.ensure_future(fin.store(ids[0], "answer"))  # type: ignore[arg-type]
+    fin = _Batched(ledger.finalise_many)
+    first = asyncio.ensure_future(fin.submit((ids[0], "answer")))
     await asyncio.to_thread(ledger.first.wait, 10)
-    rest = [asyncio.ensure_future(fin.store(i, "answer")) for i in ids[1:]]  # type: ignore[arg-type]
+    rest = [asyncio.ensure_future(fin.submit((i, "answer"))) for i in ids[1:]]
     await asyncio.sleep(0.05)
     ledger.release.set()
     return await asyncio.gather(first, *rest, return_exceptions=True)
@@ -53,17 +53,56 @@ def test_a_failed_store_fails_every_charge_of_its_batch_and_the_finaliser_goes_o
     ledger = _Ledger(crash=True)
 
     async def run() -> tuple[list[Any], Any]:
-        fin = _Finaliser(ledger)  # type: ignore[arg-type]
-        first = asyncio.ensure_future(fin.store("r0", "answer"))  # type: ignore[arg-type]
+        fin = _Batched(ledger.finalise_many)
+        first = asyncio.ensure_future(fin.submit(("r0", "answer")))
         await asyncio.to_thread(ledger.first.wait, 10)
-        rest = [asyncio.ensure_future(fin.store(i, "answer")) for i in ("r1", "r2")]  # type: ignore[arg-type]
+        rest = [asyncio.ensure_future(fin.submit((i, "answer"))) for i in ("r1", "r2")]
         await asyncio.sleep(0.05)
         ledger.release.set()
         got = await asyncio.gather(first, *rest, return_exceptions=True)
-        return list(got), await fin.store("r9", "answer")  # type: ignore[arg-type]
+        return list(got), await fin.submit(("r9", "answer"))
 
     got, after = asyncio.run(run())
     assert ledger.batches == [["r0"], ["r1", "r2"], ["r9"]]  # the second store raised
     assert got[0] == "stored r0"
     assert all(isinstance(g, OSError) and str(g) == "disk full" for g in got[1:])
     assert after == "stored r9"
+
+
+def test_each_keeps_every_items_own_exception() -> None:
+    def reserve(name: str, eps: float) -> str:
+        if eps > 1:
+            raise ValueError(f"{name}: epsilon {eps} over the cap")
+        return f"{name} reserved {eps}"
+
+    async def run() -> list[Any]:
+        batched: _Batched[tuple[str, float], str] = _Batched(_each(reserve))
+        calls = [batched.submit((f"q{i}", eps)) for i, eps in enumerate((0.5, 2.0, 0.1))]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    got = asyncio.run(run())
+    assert got[0] == "q0 reserved 0.5" and got[2] == "q2 reserved 0.1"
+    assert isinstance(got[1], ValueError) and str(got[1]) == "q1: epsilon 2.0 over the cap"
+
+
+def test_a_result_whose_caller_was_cancelled_goes_to_the_orphan_handler() -> None:
+    """A request cancelled while its reservation was being made: the reservation is handed on (to be failed)."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(name: str) -> str:
+        started.set()
+        release.wait(10)
+        return f"{name} reserved"
+
+    orphans: list[str] = []
+
+    async def run() -> list[str]:
+        batched: _Batched[tuple[str], str] = _Batched(_each(slow), orphan=orphans.append)
+        gone = asyncio.ensure_future(batched.submit(("q0",)))
+        await asyncio.to_thread(started.wait, 10)
+        gone.cancel()
+        release.set()
+        return [await batched.submit(("q1",))]
+
+    assert asyncio.run(run()) == ["q1 reserved"]
+    assert orphans == ["q0 reserved"]

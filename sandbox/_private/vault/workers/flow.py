@@ -23,14 +23,14 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sandbox._private.shared.canonical import canonical_json
 from sandbox._private.shared.errors import ComputeLimitError, InternalError, SandboxError
 from sandbox._private.shared.query import AggregateQuery
 
 from ..disclosure import completed, deferred_inputs, is_deferred
-from ..ledger.ledger import ChargeOutcome, ChargeRecord, DatasetRecord, Ledger
+from ..ledger.ledger import ChargeOutcome, ChargeRecord, DatasetRecord
 from ..ledger.records import EncodedAnswer, Reservation
 from ..service import VaultService, _outcome_payload, outcome_brief, outcome_json
 from ..tokens import TokenInfo
@@ -38,6 +38,8 @@ from .jobs import BRIEF_KEYS, Job, JobStore
 from .pool import Slot, WorkerPool, is_cancelled, lane_of
 
 __all__ = ["ComputeService", "Charge"]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 Disconnected = Callable[[], Coroutine[Any, Any, None]]
 
@@ -75,7 +77,14 @@ class ComputeService:
         self.vault = vault
         self.pool = pool
         self.jobs = JobStore()
-        self._finaliser = _Finaliser(vault.ledger)
+        self._orphans: set[asyncio.Task[None]] = set()
+        # reservations and finalisations go to the ledger's threads in batches (see _Batched)
+        self._reserver: _Batched[tuple[Any, ...], tuple[Charge, Reservation | ChargeOutcome]] = _Batched(
+            _each(self._reserve), orphan=self._abandoned
+        )
+        self._finaliser: _Batched[tuple[Reservation, EncodedAnswer], ChargeOutcome] = _Batched(
+            vault.ledger.finalise_many
+        )
 
     # -- checking (in a thread: reads the ledger) ----------------------------------------------------------------
     def _check_query(self, body: Mapping[str, Any]) -> Charge:
@@ -140,7 +149,7 @@ class ComputeService:
         """Admit, check and reserve; start the computation unless the answer is stored. Returns the job."""
         slot = self.pool.admit(lane_of(kind), caller.name)
         try:
-            charge, reserved = await asyncio.to_thread(self._reserve, check, caller, run_id)
+            charge, reserved = await self._reserver.submit((check, caller, run_id))
         except BaseException:
             slot.release()
             raise
@@ -169,6 +178,17 @@ class ComputeService:
         )
         return charge, reserved
 
+    def _abandoned(self, reserved: tuple[Charge, Reservation | ChargeOutcome]) -> None:
+        """Keep as failed a charge reserved for a request that was cancelled before its computation started."""
+        reservation = reserved[1]
+        if isinstance(reservation, Reservation):
+            why = "cancelled: the request ended before its computation started"
+            self._orphans.add(
+                asyncio.get_running_loop().create_task(asyncio.to_thread(self.vault.ledger.fail, reservation, why))
+            )
+            for task in [t for t in self._orphans if t.done()]:
+                self._orphans.discard(task)
+
     async def _compute(self, job: Job, slot: Slot, charge: Charge, reservation: Reservation) -> None:
         ledger = self.vault.ledger
         try:
@@ -186,7 +206,7 @@ class ComputeService:
                 raise
             return
         try:
-            outcome = await asyncio.shield(self._finaliser.store(reservation, answer))
+            outcome = await asyncio.shield(self._finaliser.submit((reservation, answer)))
         except Exception as exc:
             job.fail(exc if isinstance(exc, SandboxError) else InternalError(f"Storing the answer failed ({exc})."))
             return
@@ -260,41 +280,48 @@ class ComputeService:
             await asyncio.wait(tasks, timeout=30)
 
 
-class _Finaliser:
-    """Stores computed answers in the ledger: those that arrive while a store is running go together in the next.
+class _Batched(Generic[_In, _Out]):
+    """Runs ``run_many`` in a ledger thread, one batch at a time: what arrives while a batch runs goes in the next.
 
-    One :meth:`Ledger.finalise_many` at a time, in a ledger thread: at a few hundred charges a second the answers
-    that finish during one transaction and its sync share the next (one transaction, one sync of the ledger and
-    one of the journal for all of them), instead of a thread, a transaction and a sync each. Every caller gets its
-    own charge's outcome or error, as from :meth:`Ledger.finalise`.
+    At a few hundred charges a second, the requests that arrive during one batch share the next: one thread hand-off
+    for all of them and, for :meth:`Ledger.finalise_many`, one transaction, one sync of the ledger and one journal
+    append. ``run_many`` returns one result per item, in order: an exception in that list is raised to that item's
+    caller alone; an exception of ``run_many`` itself goes to every caller of its batch.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self._queue: list[tuple[Reservation, EncodedAnswer, asyncio.Future[ChargeOutcome]]] = []
+    def __init__(
+        self,
+        run_many: Callable[[list[_In]], Sequence[_Out | BaseException]],
+        orphan: Callable[[_Out], None] | None = None,
+    ) -> None:
+        self.run_many = run_many
+        self.orphan = orphan  # called (in the event loop) with a result whose caller was cancelled meanwhile
+        self._queue: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None  # referenced, so the loop cannot drop it while it runs
 
-    async def store(self, reservation: Reservation, answer: EncodedAnswer) -> ChargeOutcome:
-        """Finalise one charge (with any others waiting); return its outcome once durable and journalled."""
-        future: asyncio.Future[ChargeOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.append((reservation, answer, future))
+    async def submit(self, item: _In) -> _Out:
+        """Run ``item`` (with any others waiting) and return its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Out] = loop.create_future()
+        self._queue.append((item, future))
         if not self._running:
             self._running = True
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            self._task = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                items = [(res, answer) for res, answer, _ in batch]
                 try:
-                    results: list[Any] = await asyncio.to_thread(self.ledger.finalise_many, items)
-                except BaseException as exc:  # the transaction itself failed: every charge of it gets the error
+                    results: Sequence[Any] = await asyncio.to_thread(self.run_many, [item for item, _ in batch])
+                except BaseException as exc:  # the batch itself failed: every item of it gets the error
                     results = [exc] * len(batch)
-                for (_, _, future), result in zip(batch, results, strict=True):
-                    if future.done():
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # its caller was cancelled while the batch ran
+                        if self.orphan is not None and not isinstance(result, BaseException):
+                            self.orphan(result)
                         continue
                     if isinstance(result, BaseException):
                         future.set_exception(result)
@@ -302,6 +329,21 @@ class _Finaliser:
                         future.set_result(result)
         finally:
             self._running = False
+
+
+def _each(run: Callable[..., _Out]) -> Callable[[list[tuple[Any, ...]]], list[_Out | BaseException]]:
+    """``run_many`` for :class:`_Batched` that calls ``run(*item)`` for each item, keeping each one's exception."""
+
+    def run_many(items: list[tuple[Any, ...]]) -> list[_Out | BaseException]:
+        out: list[_Out | BaseException] = []
+        for item in items:
+            try:
+                out.append(run(*item))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    return run_many
 
 
 def _kept(exc: BaseException, charge: Charge, cancelled: bool) -> SandboxError:
