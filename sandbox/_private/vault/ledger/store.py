@@ -117,13 +117,14 @@ class LedgerStore:
 
     def dataset(self, name: str, version: int | None = None) -> DatasetRecord:
         """Return a dataset version (the latest by default); the error lists the datasets that exist."""
-        with self.db.transaction(write=False) as tx:
-            if version is None:
-                row = tx.one(
-                    f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
-                )
-            else:
-                row = tx.one(f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? AND version = ?", (name, version))
+        # one statement, no transaction around it (one round trip on PostgreSQL, not BEGIN, SELECT and COMMIT)
+        if version is None:
+            rows = self.db.read(
+                f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            )
+        else:
+            rows = self.db.read(f"SELECT {_DATASET_COLS} FROM datasets WHERE name = ? AND version = ?", (name, version))
+        row = rows[0] if rows else None
         if row is None:
             known = ", ".join(d.name for d in self.datasets()) or "none"
             raise NotFoundError(
