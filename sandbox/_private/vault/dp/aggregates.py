@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -59,7 +59,9 @@ __all__ = [
     "bin_edges",
     "UnitStats",
     "clear_cache",
+    "RecentCache",
 ]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,10 @@ def _sources(catalog: Catalog, rs: RelationSchema) -> tuple[dict[str, str], Any]
     return {n: catalog.tables[n].source() for n in names}, runner
 
 
-class _ExactCache:
-    """The exact statistics of recent statements, by statement text (which names the tables' sources).
+class RecentCache(Generic[_V]):
+    """The most recent ``size`` values by key, in the vault's memory (thread-safe; least recently used goes first).
 
+    Used for the exact statistics of recent statements, by statement text (which names the tables' sources).
     The exact part of a question does not depend on epsilon or delta, so asking it again at another epsilon (or
     drawing fresh noise many times, as the neighbouring-dataset tests do) reuses it; the noise is always fresh. A
     table's source name is unique to that table object, and a registered file is checked against its sha256 before
@@ -187,28 +190,28 @@ class _ExactCache:
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._items: OrderedDict[Hashable, CellStats] = OrderedDict()
+        self._items: OrderedDict[Hashable, _V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> CellStats | None:
+    def get(self, key: Hashable) -> _V | None:
         with self._lock:
             hit = self._items.get(key)
             if hit is not None:
                 self._items.move_to_end(key)
             return hit
 
-    def put(self, key: Hashable, stats: CellStats) -> None:
+    def put(self, key: Hashable, value: _V) -> None:
         with self._lock:
-            self._items[key] = stats
+            self._items[key] = value
             self._items.move_to_end(key)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
 
-_CACHE = _ExactCache()
+_CACHE: RecentCache[CellStats] = RecentCache()
 #: The answers' statistics by what they depend on (:func:`_answer_key`): a question asked again at a new epsilon is
 #: neither resolved to statements nor looked up by their text again.
-_ANSWERS = _ExactCache()
+_ANSWERS: RecentCache[CellStats] = RecentCache()
 #: Every field of a query but its epsilon and delta.
 _PLAN_FIELDS = tuple(f.name for f in dataclasses.fields(AggregateQuery) if f.name not in ("epsilon", "delta"))
 #: Tests set ``STRATEGY_GROUPED[0] = True`` to force the grouped strategy (to compare it with the ordered one).
@@ -268,7 +271,7 @@ def _answer_key(query: AggregateQuery, rs: RelationSchema, catalog: Catalog, k: 
     Every field of the query but its epsilon and delta (which the exact part never reads), as values and as their
     ``repr`` (which tells ``1``, ``1.0`` and ``True`` apart, which compare equal); ``k``; the strategy
     switch; and per table read, the table object (its ``key`` is unique to the object, which keeps its file,
-    engine and schema: see :class:`_ExactCache`) and whether its values are known to lie within their bounds. The
+    engine and schema: see :data:`_CACHE`) and whether its values are known to lie within their bounds. The
     relation's schema ``rs`` is a function of the query's relation and the tables' schemas
     (:func:`~sandbox._private.shared.plan.relation_schema`), so the key holds only when ``rs`` was resolved from
     this relation and from these very schema objects.

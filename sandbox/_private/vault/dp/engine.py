@@ -43,8 +43,6 @@ noise is added here, in the vault.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -57,7 +55,7 @@ from sandbox._private.shared.policy import Policy
 from sandbox._private.shared.query import AggregateQuery, Schemas, as_schemas, check_epsilon
 from sandbox._private.shared.schema import TableSchema
 
-from .aggregates import Catalog, CellStats, answer_cells, cell_keys, exact_cells
+from .aggregates import Catalog, CellStats, RecentCache, answer_cells, cell_keys, exact_cells
 from .answers import Answer, Checked, Cost, FittedAnswer
 from .fitting import fit_model, model_rows, predict_rows
 from .intervals import Interval, mean_interval, noise_interval, variance_interval
@@ -446,9 +444,7 @@ class _Resolved:
     """
 
     def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._items: OrderedDict[Any, tuple[tuple[TableSchema, ...], RelationSchema]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: RecentCache[tuple[tuple[TableSchema, ...], RelationSchema]] = RecentCache(size)
 
     def resolve(self, query: AggregateQuery, schemas: Schemas) -> RelationSchema:
         """Return ``query.resolve(schemas)`` (raising as it does), from memory when resolved before."""
@@ -457,20 +453,13 @@ class _Resolved:
         relation = (query.dataset, query.joins, query.derived)  # what query.relation is made of
         key = (relation, repr(relation), tuple(named), tuple(map(id, objects)))
         try:
-            with self._lock:
-                hit = self._items.get(key)
-                if hit is not None:
-                    self._items.move_to_end(key)
+            hit = self._items.get(key)
         except TypeError:  # unhashable (never for a checked relation): resolve it
             return query.resolve(schemas)
         if hit is not None and all(a is b for a, b in zip(hit[0], objects, strict=True)):
             return hit[1]
         rs = query.resolve(schemas)
-        with self._lock:
-            self._items[key] = (objects, rs)
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._items.put(key, (objects, rs))
         return rs
 
 

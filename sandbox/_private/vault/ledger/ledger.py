@@ -281,23 +281,10 @@ class Ledger(LedgerStore, JournalledCharges):
             The reservation is no longer pending (it failed, or recovery declared its process dead); the answer
             is not stored and must not be returned. The charge stays kept.
         """
-        record = _answered_record(reservation, answer)
-        try:
-            with self.db.transaction() as tx:
-                self._drain(tx)
-                taken = self._store(tx, reservation, record)
-                left = tx.send(
-                    "SELECT epsilon_budget - epsilon_spent FROM populations WHERE name = ?", (reservation.population,)
-                )
-                if not taken():
-                    raise _NotPending
-        except Exception as exc:
-            if isinstance(exc, _NotPending) or self.db.is_unique_violation(exc):
-                raise self._not_pending_error(reservation) from None
-            raise
-        self._journal([charge_event(record, reservation.population)], [record.id])
-        rows = left()
-        return ChargeOutcome(record, False, max(0.0, float(rows[0][0]) if rows else 0.0))
+        (outcome,) = self.finalise_many([(reservation, answer)])
+        if isinstance(outcome, IntegrityError):
+            raise outcome
+        return outcome
 
     def finalise_many(
         self, items: Sequence[tuple[Reservation, ComputedAnswer | EncodedAnswer]]
@@ -309,13 +296,10 @@ class Ledger(LedgerStore, JournalledCharges):
         transaction is rolled back whole and each is finalised on its own, so every charge gets exactly the
         outcome :meth:`finalise` gives it.
         """
-        if len(items) == 1:
-            try:
-                return [self.finalise(*items[0])]
-            except IntegrityError as exc:
-                return [exc]
+        if not items:
+            return []
         records = [_answered_record(res, answer) for res, answer in items]
-        drained = list(self._journalled)
+        drained = self._journalled[:]  # the rows a rolled-back transaction did not remove after all
         try:
             with self.db.transaction() as tx:
                 self._drain(tx)
@@ -331,14 +315,10 @@ class Ledger(LedgerStore, JournalledCharges):
         except Exception as exc:
             if not (isinstance(exc, _NotPending) or self.db.is_unique_violation(exc)):
                 raise
-            self._journalled.extend(i for i in drained if i not in self._journalled)  # still to remove
-            out: list[ChargeOutcome | IntegrityError] = []
-            for res, answer in items:
-                try:
-                    out.append(self.finalise(res, answer))
-                except IntegrityError as err:
-                    out.append(err)
-            return out
+            self._journalled.extend(drained)  # removing a row twice is harmless
+            if len(items) == 1:
+                return [self._not_pending_error(items[0][0])]
+            return [out for item in items for out in self.finalise_many([item])]  # each on its own
         events = [charge_event(rec, res.population) for (res, _), rec in zip(items, records, strict=True)]
         self._journal(events, [rec.id for rec in records])
         remaining = {str(name): max(0.0, float(value)) for name, value in left()}

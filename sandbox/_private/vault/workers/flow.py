@@ -183,11 +183,9 @@ class ComputeService:
         reservation = reserved[1]
         if isinstance(reservation, Reservation):
             why = "cancelled: the request ended before its computation started"
-            self._orphans.add(
-                asyncio.get_running_loop().create_task(asyncio.to_thread(self.vault.ledger.fail, reservation, why))
-            )
-            for task in [t for t in self._orphans if t.done()]:
-                self._orphans.discard(task)
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.vault.ledger.fail, reservation, why))
+            self._orphans.add(task)  # referenced until it ends
+            task.add_done_callback(self._orphans.discard)
 
     async def _compute(self, job: Job, slot: Slot, charge: Charge, reservation: Reservation) -> None:
         ledger = self.vault.ledger
