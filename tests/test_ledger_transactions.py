@@ -20,6 +20,7 @@ from sandbox._private.shared.errors import AnswerPendingError, BudgetExceededErr
 from sandbox._private.vault.ledger import db as ledger_db
 from sandbox._private.vault.ledger.ledger import (
     ChargeOutcome,
+    ChargeRequest,
     ComputedAnswer,
     DatasetRecord,
     Ledger,
@@ -204,6 +205,79 @@ def test_finalise_many_stores_each_as_finalise_would(target: str, tmp_path: Path
     assert _consistent(ledger, "households") == pytest.approx(0.78)
     events = [e.payload["id"] for e in read_entries(journal.path) if e.type == "ledger.charge"]
     assert sorted(events[5:]) == sorted([a.id, b.id, c.id])  # the failed one journalled by fail(), once
+
+
+def _outcomes(got: list[Any]) -> list[tuple[str, str, float]]:
+    """What a caller sees of each reservation: its class, its error message (or reused or not), what remained."""
+    out = []
+    for g in got:
+        if isinstance(g, Exception):
+            out.append((type(g).__name__, str(g), 0.0))
+        elif isinstance(g, ChargeOutcome):
+            out.append(("stored", g.record.query_key, round(g.epsilon_remaining, 12)))
+        else:
+            out.append(("reserved", g.query_key, round(g.epsilon_remaining, 12)))
+    return out
+
+
+def test_reserve_many_gives_each_what_reserve_gives(target: str, tmp_path: Path) -> None:
+    """Reference: the same requests reserved one by one, in order, on a second ledger of the same backend.
+
+    Batches of fresh requests commit together; a batch with a stored answer, a twin of a pending charge, a
+    twin inside the batch, an analyst over their limit and a population over its budget gives each request
+    exactly what :meth:`Ledger.reserve` gives it in that order (same class, same message, same figures).
+    """
+    if target.startswith("postgresql"):
+        reference_target = target.rsplit("/", 1)[0] + "/" + target.rsplit("/", 1)[1] + "_ref"
+        import psycopg
+
+        admin = target.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {reference_target.rsplit('/', 1)[1]}")
+            conn.execute(f"CREATE DATABASE {reference_target.rsplit('/', 1)[1]}")
+    else:
+        reference_target = str(tmp_path / "reference.sqlite")
+    batched, one_by_one = Ledger(target), Ledger(reference_target)
+    datasets = {id(x): _dataset(x, eps=1.0) for x in (batched, one_by_one)}
+
+    def request(x: Ledger, key: str, eps: float, analyst: str) -> ChargeRequest:
+        limit = None if analyst == "eve" else 0.6  # eve has no analyst limit: only the population's budget
+        return ChargeRequest(datasets[id(x)], "aggregate", key, {"key": key}, eps, 0.0, analyst, None, limit)
+
+    rounds: list[list[tuple[str, float, str]]] = [
+        [(f"fresh{i}", 0.05, "ann") for i in range(4)],  # all together
+        [
+            ("fresh0", 0.05, "ann"),  # stored? no: pending (not finalised yet): a twin, refused retryably
+            ("new1", 0.1, "bob"),
+            ("new1", 0.1, "cat"),  # a twin inside the batch
+            ("big", 0.5, "ann"),  # over ann's limit of 0.6 (0.2 spent)
+            ("new2", 0.05, "dan"),
+        ],
+        [("huge", 0.7, "eve"), ("last", 0.05, "fay")],  # over the population's budget, then one that fits
+    ]
+    for i, batch in enumerate(rounds):
+        got = batched.reserve_many([request(batched, k, e, a) for k, e, a in batch])
+        ref: list[Any] = []
+        for k, e, a in batch:
+            try:
+                ref.append(one_by_one.reserve_many([request(one_by_one, k, e, a)])[0])
+            except Exception as exc:  # pragma: no cover - reserve_many returns errors, never raises them
+                ref.append(exc)
+        single = [one_by_one.reserve(datasets[id(one_by_one)], **_args(f"check{i}", 0.0001))]
+        assert _outcomes(got) == _outcomes(ref), f"round {i}"
+        assert isinstance(single[0], Reservation)  # reserve() is reserve_many() of one, raising its error
+        batched.reserve(datasets[id(batched)], **_args(f"check{i}", 0.0001))
+        if i == 0:  # answer two of them, so round 1 finds a stored one for fresh1 too
+            for x, res in ((batched, got), (one_by_one, ref)):
+                x.finalise(res[1], _answer()())
+            rounds[1].insert(0, ("fresh1", 0.05, "ann"))
+    kinds = [o[0] for o in _outcomes(got)]
+    assert kinds == ["BudgetExceededError", "reserved"], kinds
+    for x in (batched, one_by_one):
+        assert x.population("households").epsilon_spent == pytest.approx(_consistent(x, "households"))
+    assert batched.population("households").epsilon_spent == pytest.approx(
+        one_by_one.population("households").epsilon_spent
+    )
 
 
 def _compute_in_child(conn: Any) -> None:

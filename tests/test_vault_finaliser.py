@@ -1,17 +1,24 @@
 """The served vault's ledger batches: what arrives while a batch runs goes in the next, each gets its own outcome.
 
-A stand-in ledger records the batches it is given; the real ``Ledger.finalise_many`` is tested against
-``Ledger.finalise`` in ``tests/test_ledger_transactions.py``.
+A stand-in ledger records the batches it is given; the real ``Ledger.finalise_many`` and ``reserve_many`` are
+tested against ``finalise`` and ``reserve`` in ``tests/test_ledger_transactions.py``; the vault's checked
+reservations here, against the same requests one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 from sandbox._private.shared.errors import IntegrityError
-from sandbox._private.vault.workers.flow import _Batched, _each
+from sandbox._private.vault.workers.flow import ComputeService, _Batched
+
+
+def _one_by_one(run: Any) -> Any:
+    """A ``run_many`` that calls ``run`` on each item (the stand-in ledgers' batches below)."""
+    return lambda items: [run(*item) for item in items]
 
 
 class _Ledger:
@@ -69,20 +76,46 @@ def test_a_failed_store_fails_every_charge_of_its_batch_and_the_finaliser_goes_o
     assert after == "stored r9"
 
 
-def test_each_keeps_every_items_own_exception() -> None:
-    def reserve(name: str, eps: float) -> str:
-        if eps > 1:
-            raise ValueError(f"{name}: epsilon {eps} over the cap")
-        return f"{name} reserved {eps}"
+def test_reserving_together_gives_each_request_its_own_outcome(tmp_path: Path, small_population: Path) -> None:
+    """Reference: the same requests checked and reserved one at a time on a second vault with the same tables.
 
-    async def run() -> list[Any]:
-        batched: _Batched[tuple[str, float], str] = _Batched(_each(reserve))
-        calls = [batched.submit((f"q{i}", eps)) for i, eps in enumerate((0.5, 2.0, 0.1))]
-        return list(await asyncio.gather(*calls, return_exceptions=True))
+    One batch holds two fresh counts, a query the check refuses (an unknown column), one over the policy's
+    per-query ε, a twin of the first (pending) and a third fresh count: each gets what it gets on its own.
+    """
+    from sandbox._private.vault.server import open_service
+    from sandbox._private.vault.tokens import TokenInfo
 
-    got = asyncio.run(run())
-    assert got[0] == "q0 reserved 0.5" and got[2] == "q2 reserved 0.1"
-    assert isinstance(got[1], ValueError) and str(got[1]) == "q1: epsilon 2.0 over the cap"
+    def service(name: str) -> ComputeService:
+        vault = open_service(tmp_path / name)
+        vault.registry.add_population(small_population)
+        return ComputeService(vault, pool=None)  # type: ignore[arg-type]  # reservations only: no worker runs
+
+    together, alone = service("together"), service("alone")
+    caller = TokenInfo("t_1", "ann", "analyst", "now")
+    bodies = [
+        {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": 0.1},
+        {"dataset": "households", "kind": "count", "epsilon": 0.2},
+        {"dataset": "households", "kind": "count", "by": ["no_such_column"], "epsilon": 0.1},
+        {"dataset": "households", "kind": "count", "epsilon": 50.0},
+        {"dataset": "households", "kind": "count", "by": ["household_type"], "epsilon": 0.1},
+        {"dataset": "households", "kind": "count", "epsilon": 0.3},
+    ]
+
+    def items(cs: ComputeService, some: list[dict[str, Any]]) -> list[Any]:
+        return [((lambda b=b: cs._check_query(b)), caller, None) for b in some]
+
+    def seen(got: Any) -> tuple[str, str]:
+        if isinstance(got, BaseException):
+            return type(got).__name__, str(got)
+        charge, res = got
+        return type(res).__name__, f"{charge.query_key} {res.epsilon:g} {res.epsilon_remaining:.6f}"
+
+    batch = [seen(g) for g in together._reserve_many(items(together, bodies))]
+    ref = [seen(alone._reserve_many(items(alone, [b]))[0]) for b in bodies]
+    assert batch == ref
+    assert [k for k, _ in batch] == [
+        "Reservation", "Reservation", "QueryError", "QueryError", "AnswerPendingError", "Reservation"
+    ], batch  # fmt: skip
 
 
 def test_a_result_whose_caller_was_cancelled_goes_to_the_orphan_handler() -> None:
@@ -97,7 +130,7 @@ def test_a_result_whose_caller_was_cancelled_goes_to_the_orphan_handler() -> Non
     orphans: list[str] = []
 
     async def run() -> list[str]:
-        batched: _Batched[tuple[str], str] = _Batched(_each(slow), orphan=orphans.append)
+        batched: _Batched[tuple[str], str] = _Batched(_one_by_one(slow), orphan=orphans.append)
         gone = asyncio.ensure_future(batched.submit(("q0",)))
         await asyncio.to_thread(started.wait, 10)
         gone.cancel()

@@ -144,7 +144,11 @@ class LedgerDB:
         import psycopg
 
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            pg = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            # no server-side prepared statements: after a pipeline aborts (a refused reservation among several),
+            # psycopg's record of them no longer matches the server's ("prepared statement _pg3_N does not exist")
+            pg.prepare_threshold = None
+            return pg
         except psycopg.OperationalError as exc:
             raise SandboxError(
                 f"Cannot connect to the ledger database {self!r}: {str(exc).strip()}. "

@@ -83,14 +83,24 @@ class JournalledCharges:
             ),
         )
 
-    def _mark_for_journal(self, tx: Tx, charge_id: str, owner: str, *, in_charges: bool) -> None:
-        """Record, in the committing transaction, that this charge's journal entry is still to be written."""
-        if self.journal is None:
+    def _mark_for_journal(self, tx: Tx, charges: Sequence[tuple[str, str]], *, in_charges: bool) -> None:
+        """Record, in the committing transaction, that these charges' journal entries are still to be written.
+
+        ``charges`` are ``(id, owner)`` pairs; ``in_charges``: they are stored answers, which the gate's
+        ``sync_charges`` must not journal a second time.
+        """
+        if self.journal is None or not charges:
             return
         # queued (no rows wanted): on PostgreSQL they travel with the transaction's other statements, one round trip
-        tx.send("INSERT INTO journal_pending (id, owner) VALUES (?, ?)", (charge_id, owner))
-        if in_charges:  # the gate's sync_charges must not journal it a second time
-            tx.send("INSERT INTO gate_logged_charges (id) VALUES (?)", (charge_id,))
+        tx.send(
+            f"INSERT INTO journal_pending (id, owner) VALUES {', '.join(['(?, ?)'] * len(charges))}",
+            [x for pair in charges for x in pair],
+        )
+        if in_charges:
+            tx.send(
+                f"INSERT INTO gate_logged_charges (id) VALUES {', '.join(['(?)'] * len(charges))}",
+                [charge_id for charge_id, _ in charges],
+            )
 
     def _journal(self, events: list[tuple[str, str, dict[str, Any]]], ids: list[str]) -> None:
         if self.journal is None:
@@ -134,7 +144,7 @@ class JournalledCharges:
             self._drain(tx)
             for rid, owner in tx.execute("SELECT id, owner FROM reservations WHERE state = 'pending'"):
                 if owner_alive(str(owner)) is False and tx.execute(*self._abandon_sql(str(rid))):
-                    self._mark_for_journal(tx, str(rid), process_owner(), in_charges=False)
+                    self._mark_for_journal(tx, [(str(rid), process_owner())], in_charges=False)
                     abandoned.append(str(rid))
                     actions.append(f"kept the charge of {rid} as failed: its process ended before it was answered")
             orphans = [

@@ -32,7 +32,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from .store import CHARGE_COLS, KEPT_COLS, LedgerStore
 
 __all__ = [
     "Ledger",
+    "ChargeRequest",
     "ChargeJournal",
     "DatasetRecord",
     "PopulationRecord",
@@ -78,6 +79,8 @@ log = logging.getLogger("sandbox.vault")
 _EPS_TOL = 1e-9  # float slack when comparing running totals with a budget
 _DELTA_TOL = 1e-15
 _WAIT_S = 900.0  # how long charge() waits for an identical query being answered
+_ROWS_PER_STATEMENT = 100  # charges stored by one statement (15 parameters each: well within either backend's limit)
+_CHARGE_FIELDS = tuple(c.strip() for c in CHARGE_COLS.split(","))
 
 
 class _Answered(Exception):
@@ -85,6 +88,21 @@ class _Answered(Exception):
 
     def __init__(self, record: ChargeRecord) -> None:
         self.record = record
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    """A charge to reserve: the arguments of :meth:`Ledger.reserve`, for :meth:`Ledger.reserve_many`."""
+
+    dataset: DatasetRecord
+    kind: str
+    query_key: str
+    query: Mapping[str, Any]
+    epsilon: float
+    delta: float
+    analyst: str
+    run_id: str | None
+    analyst_limit: float | None = None
 
 
 def _answered_record(reservation: Reservation, answer: ComputedAnswer | EncodedAnswer) -> ChargeRecord:
@@ -109,6 +127,10 @@ def _answered_record(reservation: Reservation, answer: ComputedAnswer | EncodedA
         run_id=reservation.run_id,
         created=_now(),
     )
+
+
+class _Alone(Exception):
+    """Raised inside reservations made together when one of them is refused or answered: each goes on its own."""
 
 
 class _NotPending(Exception):
@@ -173,88 +195,196 @@ class Ledger(LedgerStore, JournalledCharges):
         AnswerPendingError
             The same query on the same dataset version is being computed right now (retryable; nothing charged).
         """
-        answer, twin = self._lookup(dataset, query_key)
+        request = ChargeRequest(dataset, kind, query_key, query, epsilon, delta, analyst, run_id, analyst_limit)
+        got = self.reserve_many([request])[0]
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    def reserve_many(self, requests: Sequence[ChargeRequest]) -> list[Reservation | ChargeOutcome | Exception]:
+        """:meth:`reserve` of several charges, those to be charged in one transaction.
+
+        Returns each request's outcome, or the exception :meth:`reserve` raises for it, in order. When any of
+        those charged together is refused (budget, a twin pending or answered meanwhile) the transaction is rolled
+        back whole and each is reserved on its own, so every request gets exactly the outcome :meth:`reserve`
+        gives it.
+        """
+        out: list[Reservation | ChargeOutcome | Exception | None] = [None] * len(requests)
+        todo: list[tuple[int, Reservation, ChargeRequest]] = []
+        found = self._lookup_many(requests)
+        for i, request in enumerate(requests):
+            try:
+                got = self._prepare(request, *found[i])
+            except Exception as exc:
+                out[i] = exc
+                continue
+            if isinstance(got, ChargeOutcome):
+                out[i] = got
+            else:
+                todo.append((i, got, request))
+        if len(todo) > 1:
+            try:
+                together = self._reserve_together(todo)
+            except Exception:  # a refusal, or a twin: rolled back whole; each on its own below gets its outcome
+                pass
+            else:
+                for (i, _, _), got in zip(todo, together, strict=True):
+                    out[i] = got
+                todo = []
+        for i, res, request in todo:
+            try:
+                out[i] = self._reserve_one(res, request)
+            except Exception as exc:
+                out[i] = exc
+        return [got for got in out if got is not None]
+
+    def _prepare(
+        self, request: ChargeRequest, answer: ChargeRecord | None, twin: tuple[str, str] | None
+    ) -> Reservation | ChargeOutcome:
+        """Do the lock-free part of a reservation: return the stored answer if any, else the pending row."""
+        dataset = request.dataset
         population = self._population_cached(dataset)
         if answer is not None:
             return ChargeOutcome(answer, True, self._remaining(population))
         if twin is not None:
             self._no_live_twin(dataset, population, twin)
-        res = Reservation(
+        return Reservation(
             id="r_" + secrets.token_urlsafe(18),
             population=population,
             dataset=dataset.name,
             version=dataset.version,
-            kind=kind,
-            query_key=query_key,
-            query_json=canonical_json(dict(query)),
-            epsilon=float(epsilon),
-            delta=float(delta),
-            analyst=analyst,
-            run_id=run_id,
+            kind=request.kind,
+            query_key=request.query_key,
+            query_json=canonical_json(dict(request.query)),
+            epsilon=float(request.epsilon),
+            delta=float(request.delta),
+            analyst=request.analyst,
+            run_id=request.run_id,
             owner=process_owner(),
             created=_now(),
             epsilon_remaining=0.0,
         )
-        if self.db.backend == "postgresql":
-            return self._reserve_pg(res, dataset, analyst_limit)
+
+    def _reserve_together(
+        self, todo: Sequence[tuple[int, Reservation, ChargeRequest]]
+    ) -> list[Reservation | ChargeOutcome]:
+        """Commit several pending rows in one transaction; raise (rolled back whole) if any one is refused."""
+        pg = self.db.backend == "postgresql"
+        drained = self._journalled[:]  # the rows a rolled-back transaction did not remove after all
         try:
             with self.db.transaction(hot=True, durable=False) as tx:
                 self._drain(tx)
-                # the pending row: the unique index lets one computation per question be pending at a time
-                tx.send(
-                    f"INSERT INTO reservations ({KEPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
-                        res.epsilon, res.delta, res.analyst, res.run_id, "pending", res.owner, None, res.created,
-                        None,
-                    ),
-                )  # fmt: skip
-                # answered by a twin that finished after the lock-free read? then its answer, nothing charged
-                answered = tx.send(
-                    f"SELECT {CHARGE_COLS} FROM charges WHERE dataset = ? AND version = ? AND query_key = ?",
-                    (dataset.name, dataset.version, query_key),
-                )
-                mine = self._spend_analyst(tx, population, analyst, analyst_limit, res.epsilon)
-                # the population's running total, last: its row lock is held from here to COMMIT only
-                left = tx.send(
-                    "UPDATE populations SET epsilon_spent = epsilon_spent + ?, delta_spent = delta_spent + ? "
-                    "WHERE name = ? AND epsilon_spent + ? <= epsilon_budget + ? "
-                    "AND delta_spent + ? <= delta_budget + ? RETURNING epsilon_budget - epsilon_spent",
-                    (res.epsilon, res.delta, population, res.epsilon, _EPS_TOL, res.delta, _DELTA_TOL),
-                )
-                hit = answered()  # the one round trip of a PostgreSQL reservation (all the above at once)
+                if pg:
+                    calls = [self._send_pg(tx, res, request) for _, res, request in todo]
+                else:
+                    sent = [self._send_sqlite(tx, res, request) for _, res, request in todo]
+                    left = [self._sqlite_left(*got, req) for got, (_, _, req) in zip(sent, todo, strict=True)]
+        except Exception:
+            self._journalled.extend(drained)  # removing a row twice is harmless
+            raise
+        if not pg:
+            return [replace(res, epsilon_remaining=max(0.0, r)) for (_, res, _), r in zip(todo, left, strict=True)]
+        out: list[Reservation | ChargeOutcome] = []
+        for call, (_, res, request) in zip(calls, todo, strict=True):
+            outcome, remaining = call()[0]
+            if outcome == "answered":  # by a twin meanwhile: the server charged nothing for this one
+                stored = self._stored(request.dataset, res.query_key)
+                assert stored is not None  # answers are never deleted
+                out.append(stored)
+            else:
+                out.append(replace(res, epsilon_remaining=max(0.0, float(remaining))))
+        return out
+
+    @staticmethod
+    def _send_sqlite(
+        tx: Tx, res: Reservation, request: ChargeRequest
+    ) -> tuple[Callable[[], Any], Callable[[], Any], Callable[[], Any]]:
+        """Queue a reservation's statements; returns the twin's answer, the analyst's and the population's rows."""
+        # the pending row: the unique index lets one computation per question be pending at a time
+        tx.send(
+            f"INSERT INTO reservations ({KEPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
+                res.epsilon, res.delta, res.analyst, res.run_id, "pending", res.owner, None, res.created, None,
+            ),
+        )  # fmt: skip
+        # answered by a twin that finished after the lock-free read? then its answer, nothing charged
+        answered = tx.send(
+            f"SELECT {CHARGE_COLS} FROM charges WHERE dataset = ? AND version = ? AND query_key = ?",
+            (res.dataset, res.version, res.query_key),
+        )
+        mine = Ledger._spend_analyst(tx, res.population, res.analyst, request.analyst_limit, res.epsilon)
+        # the population's running total, last: its row lock is held from here to COMMIT only
+        left = tx.send(
+            "UPDATE populations SET epsilon_spent = epsilon_spent + ?, delta_spent = delta_spent + ? "
+            "WHERE name = ? AND epsilon_spent + ? <= epsilon_budget + ? "
+            "AND delta_spent + ? <= delta_budget + ? RETURNING epsilon_budget - epsilon_spent",
+            (res.epsilon, res.delta, res.population, res.epsilon, _EPS_TOL, res.delta, _DELTA_TOL),
+        )
+        return answered, mine, left
+
+    @staticmethod
+    def _sqlite_left(
+        answered: Callable[[], Any], mine: Callable[[], Any], left: Callable[[], Any], request: ChargeRequest
+    ) -> float:
+        """Return the population's remaining ε after a reservation; raise if answered meanwhile or refused."""
+        if answered() or (request.analyst_limit is not None and not mine()):
+            raise _Alone
+        remaining = left()
+        if not remaining:
+            raise _Alone
+        return float(remaining[0][0])
+
+    @staticmethod
+    def _send_pg(tx: Tx, res: Reservation, request: ChargeRequest) -> Callable[[], Any]:
+        """Queue a reservation on PostgreSQL: one server-side call (see ``schema.PG_RESERVE``)."""
+        return tx.send(
+            "SELECT outcome, remaining FROM sandbox_ledger_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
+                res.epsilon, res.delta, res.analyst, res.run_id, res.owner, res.created, request.analyst_limit,
+                _EPS_TOL, _DELTA_TOL,
+            ),
+        )  # fmt: skip
+
+    def _reserve_one(self, res: Reservation, request: ChargeRequest) -> Reservation | ChargeOutcome:
+        """Commit one pending row, or raise why not (the refusal's figures, or the twin's pending error)."""
+        if self.db.backend == "postgresql":
+            return self._reserve_pg(res, request)
+        dataset, limit = request.dataset, request.analyst_limit
+        drained = self._journalled[:]
+        try:
+            with self.db.transaction(hot=True, durable=False) as tx:
+                self._drain(tx)
+                answered, mine, left = self._send_sqlite(tx, res, request)
+                hit = answered()
                 if hit:
                     raise _Answered(ChargeRecord(*hit[0]))
-                if analyst_limit is not None and not mine():
-                    self._refuse_analyst(tx, population, analyst, analyst_limit, res.epsilon)
+                if limit is not None and not mine():
+                    self._refuse_analyst(tx, res.population, res.analyst, limit, res.epsilon)
                 remaining = left()
                 if not remaining:
-                    self._refuse(tx, population, res.epsilon, res.delta)
+                    self._refuse(tx, res.population, res.epsilon, res.delta)
         except _Answered as got:
-            return ChargeOutcome(got.record, True, self._remaining(population))
+            self._journalled.extend(drained)
+            return ChargeOutcome(got.record, True, self._remaining(res.population))
         except Exception as exc:
+            self._journalled.extend(drained)
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
             raise
         return replace(res, epsilon_remaining=max(0.0, float(remaining[0][0])))
 
-    def _reserve_pg(
-        self, res: Reservation, dataset: DatasetRecord, analyst_limit: float | None
-    ) -> Reservation | ChargeOutcome:
+    def _reserve_pg(self, res: Reservation, request: ChargeRequest) -> Reservation | ChargeOutcome:
         """Reserve on PostgreSQL: one server-side call and its COMMIT, sent together (see ``schema.PG_RESERVE``)."""
+        dataset, analyst_limit = request.dataset, request.analyst_limit
+        drained = self._journalled[:]
         try:
             with self.db.transaction(hot=True, durable=False) as tx:
                 self._drain(tx)
-                got = tx.send(
-                    "SELECT outcome, remaining FROM sandbox_ledger_reserve("
-                    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
-                        res.epsilon, res.delta, res.analyst, res.run_id, res.owner, res.created, analyst_limit,
-                        _EPS_TOL, _DELTA_TOL,
-                    ),
-                )  # fmt: skip
+                got = self._send_pg(tx, res, request)
         except Exception as exc:
+            self._journalled.extend(drained)
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
             refused = str(getattr(getattr(exc, "diag", None), "message_primary", "") or "")
@@ -303,14 +433,17 @@ class Ledger(LedgerStore, JournalledCharges):
         try:
             with self.db.transaction() as tx:
                 self._drain(tx)
-                taken = [self._store(tx, res, rec) for (res, _), rec in zip(items, records, strict=True)]
+                taken = [
+                    self._store(tx, items[i : i + _ROWS_PER_STATEMENT], records[i : i + _ROWS_PER_STATEMENT])
+                    for i in range(0, len(items), _ROWS_PER_STATEMENT)
+                ]
                 pops = sorted({res.population for res, _ in items})
                 left = tx.send(
                     "SELECT name, epsilon_budget - epsilon_spent FROM populations "
                     f"WHERE name IN ({', '.join('?' * len(pops))})",
                     pops,
                 )
-                if not all(t() for t in taken):
+                if sum(len(t()) for t in taken) != len(items):
                     raise _NotPending
         except Exception as exc:
             if not (isinstance(exc, _NotPending) or self.db.is_unique_violation(exc)):
@@ -327,14 +460,29 @@ class Ledger(LedgerStore, JournalledCharges):
             for (res, _), rec in zip(items, records, strict=True)
         ]
 
-    def _store(self, tx: Tx, reservation: Reservation, record: ChargeRecord) -> Callable[[], list[tuple[Any, ...]]]:
-        """Queue moving a pending reservation into ``charges`` with its answer; returns the rows of the taken id."""
-        taken = tx.send("DELETE FROM reservations WHERE id = ? AND state = 'pending' RETURNING id", (reservation.id,))
-        tx.send(
-            f"INSERT INTO charges ({CHARGE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            tuple(record.__dict__[c.strip()] for c in CHARGE_COLS.split(",")),
+    def _store(
+        self,
+        tx: Tx,
+        items: Sequence[tuple[Reservation, ComputedAnswer | EncodedAnswer]],
+        records: Sequence[ChargeRecord],
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """Queue moving pending reservations into ``charges`` with their answers, a few statements for all of them.
+
+        Returns the rows of the ids taken (one per reservation that was still pending).
+        """
+        ids = [res.id for res, _ in items]
+        taken = tx.send(
+            f"DELETE FROM reservations WHERE id IN ({', '.join('?' * len(ids))}) AND state = 'pending' RETURNING id",
+            ids,
         )
-        self._mark_for_journal(tx, record.id, reservation.owner, in_charges=True)
+        row = "(" + ", ".join("?" * len(_CHARGE_FIELDS)) + ")"
+        tx.send(
+            f"INSERT INTO charges ({CHARGE_COLS}) VALUES {', '.join([row] * len(records))}",
+            [rec.__dict__[c] for rec in records for c in _CHARGE_FIELDS],
+        )
+        self._mark_for_journal(
+            tx, [(rec.id, res.owner) for (res, _), rec in zip(items, records, strict=True)], in_charges=True
+        )
         return taken
 
     def _not_pending_error(self, reservation: Reservation) -> IntegrityError:
@@ -356,7 +504,7 @@ class Ledger(LedgerStore, JournalledCharges):
             )
             if not failed:
                 return
-            self._mark_for_journal(tx, reservation.id, reservation.owner, in_charges=False)
+            self._mark_for_journal(tx, [(reservation.id, reservation.owner)], in_charges=False)
         kept = self.kept_charge(reservation.id)
         self._journal([charge_event(kept, reservation.population)], [reservation.id])
 
@@ -429,22 +577,35 @@ class Ledger(LedgerStore, JournalledCharges):
                 self._populations[key] = self._population_of(tx, dataset)
         return self._populations[key]
 
-    def _lookup(self, dataset: DatasetRecord, query_key: str) -> tuple[ChargeRecord | None, tuple[str, str] | None]:
-        """Return the stored answer of this question and its pending twin ``(id, owner)``, in one read without lock.
+    def _lookup_many(
+        self, requests: Sequence[ChargeRequest]
+    ) -> list[tuple[ChargeRecord | None, tuple[str, str] | None]]:
+        """Return each question's stored answer and pending twin ``(id, owner)``, read without lock.
 
-        Answers never change once written, so a stored one may be returned at once; the twin is checked by
-        :meth:`_no_live_twin`.
+        One read per dataset version among ``requests`` (usually one for all). Answers never change once written,
+        so a stored one may be returned at once; a twin is checked by :meth:`_no_live_twin`.
         """
-        where = "dataset = ? AND version = ? AND query_key = ?"
-        pad = ", ".join(["NULL"] * (len(CHARGE_COLS.split(",")) - 2))
-        rows = self.db.read(
-            f"SELECT 'answer', {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
-            f"SELECT 'pending', id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'",
-            (dataset.name, dataset.version, query_key) * 2,
-        )
-        answer = next((ChargeRecord(*r[1:]) for r in rows if r[0] == "answer"), None)
-        twin = next(((str(r[1]), str(r[2])) for r in rows if r[0] == "pending"), None)
-        return answer, twin
+        found: dict[tuple[str, int, str], tuple[ChargeRecord | None, tuple[str, str] | None]] = {}
+        keys: dict[tuple[str, int], list[str]] = {}
+        for r in requests:
+            keys.setdefault((r.dataset.name, r.dataset.version), []).append(r.query_key)
+        pad = ", ".join(["NULL"] * (len(_CHARGE_FIELDS) - 2))
+        for (name, version), wanted in keys.items():
+            unique = sorted(set(wanted))
+            where = f"dataset = ? AND version = ? AND query_key IN ({', '.join('?' * len(unique))})"
+            rows = self.db.read(
+                f"SELECT 'answer', query_key, {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
+                f"SELECT 'pending', query_key, id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'",
+                (name, version, *unique) * 2,
+            )
+            for row in rows:
+                answer, twin = found.get((name, version, str(row[1])), (None, None))
+                if row[0] == "answer":
+                    answer = ChargeRecord(*row[2:])
+                else:
+                    twin = (str(row[2]), str(row[3]))
+                found[(name, version, str(row[1]))] = (answer, twin)
+        return [found.get((r.dataset.name, r.dataset.version, r.query_key), (None, None)) for r in requests]
 
     def _no_live_twin(self, dataset: DatasetRecord, population: str, row: tuple[str, str]) -> None:
         """Refuse (retryably) while the same question is computed; keep a twin whose process died as failed."""
@@ -453,7 +614,7 @@ class Ledger(LedgerStore, JournalledCharges):
         with self.db.transaction() as tx:
             self._drain(tx)
             if tx.execute(*self._abandon_sql(str(row[0]))):
-                self._mark_for_journal(tx, str(row[0]), process_owner(), in_charges=False)
+                self._mark_for_journal(tx, [(str(row[0]), process_owner())], in_charges=False)
             else:
                 return  # another process abandoned it first, and journals it
         self._journal([charge_event(self.kept_charge(str(row[0])), population)], [str(row[0])])

@@ -30,7 +30,7 @@ from sandbox._private.shared.errors import ComputeLimitError, InternalError, San
 from sandbox._private.shared.query import AggregateQuery
 
 from ..disclosure import completed, deferred_inputs, is_deferred
-from ..ledger.ledger import ChargeOutcome, ChargeRecord, DatasetRecord
+from ..ledger.ledger import ChargeOutcome, ChargeRecord, ChargeRequest, DatasetRecord
 from ..ledger.records import EncodedAnswer, Reservation
 from ..service import VaultService, _outcome_payload, outcome_brief, outcome_json
 from ..tokens import TokenInfo
@@ -42,6 +42,7 @@ _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
 Disconnected = Callable[[], Coroutine[Any, Any, None]]
+_ToReserve = tuple[Callable[[], "Charge"], TokenInfo, "str | None"]  # a request's check, its caller and run id
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class ComputeService:
         self.jobs = JobStore()
         self._orphans: set[asyncio.Task[None]] = set()
         # reservations and finalisations go to the ledger's threads in batches (see _Batched)
-        self._reserver: _Batched[tuple[Any, ...], tuple[Charge, Reservation | ChargeOutcome]] = _Batched(
-            _each(self._reserve), orphan=self._abandoned
+        self._reserver: _Batched[_ToReserve, tuple[Charge, Reservation | ChargeOutcome]] = _Batched(
+            self._reserve_many, orphan=self._abandoned
         )
         self._finaliser: _Batched[tuple[Reservation, EncodedAnswer], ChargeOutcome] = _Batched(
             vault.ledger.finalise_many
@@ -161,22 +162,32 @@ class ComputeService:
         job.task = asyncio.create_task(self._compute(job, slot, charge, reserved))
         return job
 
-    def _reserve(
-        self, check: Callable[[], Charge], caller: TokenInfo, run_id: str | None
-    ) -> tuple[Charge, Reservation | ChargeOutcome]:
-        charge = check()
-        reserved = self.vault.ledger.reserve(
-            charge.dataset,
-            kind=charge.ledger_kind,
-            query_key=charge.query_key,
-            query=charge.query,
-            epsilon=charge.epsilon,
-            delta=charge.delta,
-            analyst=caller.name,
-            run_id=run_id,
-            analyst_limit=self.vault.policy.budget.epsilon_per_analyst,
-        )
-        return charge, reserved
+    def _reserve_many(
+        self, items: list[_ToReserve]
+    ) -> list[tuple[Charge, Reservation | ChargeOutcome] | BaseException]:
+        """Check each request, then reserve those that pass together (:meth:`Ledger.reserve_many`)."""
+        checked: list[tuple[Charge, TokenInfo, str | None] | BaseException] = []
+        for check, caller, run_id in items:
+            try:
+                checked.append((check(), caller, run_id))
+            except Exception as exc:
+                checked.append(exc)
+        requests = [
+            ChargeRequest(
+                c.dataset, c.ledger_kind, c.query_key, c.query, c.epsilon, c.delta, caller.name, run_id,
+                self.vault.policy.budget.epsilon_per_analyst,
+            )
+            for c, caller, run_id in (x for x in checked if not isinstance(x, BaseException))
+        ]  # fmt: skip
+        reserved = iter(self.vault.ledger.reserve_many(requests))
+        out: list[tuple[Charge, Reservation | ChargeOutcome] | BaseException] = []
+        for x in checked:
+            if isinstance(x, BaseException):
+                out.append(x)
+                continue
+            got = next(reserved)
+            out.append(got if isinstance(got, Exception) else (x[0], got))
+        return out
 
     def _abandoned(self, reserved: tuple[Charge, Reservation | ChargeOutcome]) -> None:
         """Keep as failed a charge reserved for a request that was cancelled before its computation started."""
@@ -327,21 +338,6 @@ class _Batched(Generic[_In, _Out]):
                         future.set_result(result)
         finally:
             self._running = False
-
-
-def _each(run: Callable[..., _Out]) -> Callable[[list[tuple[Any, ...]]], list[_Out | BaseException]]:
-    """``run_many`` for :class:`_Batched` that calls ``run(*item)`` for each item, keeping each one's exception."""
-
-    def run_many(items: list[tuple[Any, ...]]) -> list[_Out | BaseException]:
-        out: list[_Out | BaseException] = []
-        for item in items:
-            try:
-                out.append(run(*item))
-            except Exception as exc:
-                out.append(exc)
-        return out
-
-    return run_many
 
 
 def _kept(exc: BaseException, charge: Charge, cancelled: bool) -> SandboxError:
