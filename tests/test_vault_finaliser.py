@@ -139,3 +139,34 @@ def test_a_result_whose_caller_was_cancelled_goes_to_the_orphan_handler() -> Non
 
     assert asyncio.run(run()) == ["q1 reserved"]
     assert orphans == ["q0 reserved"]
+
+
+def test_requests_checked_together_read_each_tables_version_once(tmp_path: Path, small_population: Path) -> None:
+    """One read of the current version per table for a batch; a version registered after the batch is seen next."""
+    from sandbox._private.vault.server import open_service
+    from sandbox._private.vault.tokens import TokenInfo
+
+    vault = open_service(tmp_path / "ws")
+    vault.registry.add_population(small_population)
+    cs = ComputeService(vault, pool=None)  # type: ignore[arg-type]
+    reads: list[str] = []
+    read = vault.ledger.dataset
+
+    def counted(name: str, version: int | None = None) -> Any:
+        reads.append(name)
+        return read(name, version)
+
+    vault.ledger.dataset = counted  # type: ignore[method-assign]
+    caller = TokenInfo("t_1", "ann", "analyst", "now")
+    bodies = [{"dataset": "households", "kind": "count", "epsilon": 0.01 * (i + 1)} for i in range(5)]
+    got = cs._reserve_many([((lambda b=b: cs._check_query(b)), caller, None) for b in bodies])
+    assert reads == ["households"] and {g[1].version for g in got} == {1}  # type: ignore[index]
+    vault.registry.add(
+        "households", small_population / "households.parquet", small_population / "schema" / "households.json"
+    )
+    got = cs._reserve_many([((lambda: cs._check_query({**bodies[0], "epsilon": 0.5})), caller, None)])
+    assert reads == ["households", "households"] and got[0][1].version == 2  # type: ignore[index]
+    with vault.one_moment():  # the same block in the caller's thread: its versions are the moment's
+        assert vault._records(("households",))["households"].version == 2
+        assert vault._records(("households",))["households"].version == 2
+    assert reads == ["households"] * 3

@@ -9,7 +9,9 @@ release gate and never returned.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +122,7 @@ class VaultService:
     policy: Policy
     tokens: TokenStore = field(init=False)
     _open: OpenTables = field(default_factory=OpenTables, init=False, repr=False)
+    _moment: threading.local = field(default_factory=threading.local, init=False, repr=False)
 
     recovered: list[str] = field(default_factory=list, init=False)
     #: completes a stored answer with its disclosure statistics (the release gate calls it; see .disclosure)
@@ -172,7 +175,29 @@ class VaultService:
 
     def _records(self, names: tuple[str, ...]) -> dict[str, DatasetRecord]:
         """Return the current version of every table a query reads (NotFoundError for an unknown one)."""
-        return {n: self.ledger.dataset(n) for n in names}
+        seen: dict[str, DatasetRecord] | None = getattr(self._moment, "records", None)
+        if seen is None:
+            return {n: self.ledger.dataset(n) for n in names}
+        for n in names:
+            if n not in seen:
+                seen[n] = self.ledger.dataset(n)
+        return {n: seen[n] for n in names}
+
+    @contextmanager
+    def one_moment(self) -> Iterator[None]:
+        """Check requests as of one moment: in this block (and thread) each table's current version is read once.
+
+        The served vault checks the requests that arrive together in one block (see ``workers.flow``): they are
+        answered as if they had all arrived just before any new version registered meanwhile.
+        """
+        if getattr(self._moment, "records", None) is not None:  # nested: the outer block's moment
+            yield
+            return
+        self._moment.records = {}
+        try:
+            yield
+        finally:
+            self._moment.records = None
 
     def _catalog(self, records: Mapping[str, DatasetRecord], *, load: bool) -> Catalog:
         """Return the tables (or, without ``load``, only their schemas) and populations of a query's records."""

@@ -167,11 +167,12 @@ class ComputeService:
     ) -> list[tuple[Charge, Reservation | ChargeOutcome] | BaseException]:
         """Check each request, then reserve those that pass together (:meth:`Ledger.reserve_many`)."""
         checked: list[tuple[Charge, TokenInfo, str | None] | BaseException] = []
-        for check, caller, run_id in items:
-            try:
-                checked.append((check(), caller, run_id))
-            except Exception as exc:
-                checked.append(exc)
+        with self.vault.one_moment():  # each table's current version is read once for all of them
+            for check, caller, run_id in items:
+                try:
+                    checked.append((check(), caller, run_id))
+                except Exception as exc:
+                    checked.append(exc)
         requests = [
             ChargeRequest(
                 c.dataset, c.ledger_kind, c.query_key, c.query, c.epsilon, c.delta, caller.name, run_id,
