@@ -237,7 +237,10 @@ def test_reserve_many_gives_each_what_reserve_gives(target: str, tmp_path: Path)
             conn.execute(f"CREATE DATABASE {reference_target.rsplit('/', 1)[1]}")
     else:
         reference_target = str(tmp_path / "reference.sqlite")
-    batched, one_by_one = Ledger(target), Ledger(reference_target)
+    from sandbox._private.vault.outbox.journal import AuditLog
+
+    batched = Ledger(target, journal=AuditLog(tmp_path / "batched.jsonl"))
+    one_by_one = Ledger(reference_target, journal=AuditLog(tmp_path / "one_by_one.jsonl"))
     datasets = {id(x): _dataset(x, eps=1.0) for x in (batched, one_by_one)}
 
     def request(x: Ledger, key: str, eps: float, analyst: str) -> ChargeRequest:
@@ -254,9 +257,12 @@ def test_reserve_many_gives_each_what_reserve_gives(target: str, tmp_path: Path)
             ("new2", 0.05, "dan"),
         ],
         [("huge", 0.7, "eve"), ("last", 0.05, "fay")],  # over the population's budget, then one that fits
+        [("r3a", 0.01, "gil"), ("r3b", 0.01, "hal")],  # together again, after an answer was journalled
     ]
     for i, batch in enumerate(rounds):
         got = batched.reserve_many([request(batched, k, e, a) for k, e, a in batch])
+        if i in (1, 3):  # the journalled answer's bookkeeping row went with the first transaction after it
+            assert batched.db.read("SELECT id FROM journal_pending WHERE id = ?", (journalled,)) == []
         ref: list[Any] = []
         for k, e, a in batch:
             try:
@@ -267,12 +273,17 @@ def test_reserve_many_gives_each_what_reserve_gives(target: str, tmp_path: Path)
         assert _outcomes(got) == _outcomes(ref), f"round {i}"
         assert isinstance(single[0], Reservation)  # reserve() is reserve_many() of one, raising its error
         batched.reserve(datasets[id(batched)], **_args(f"check{i}", 0.0001))
-        if i == 0:  # answer two of them, so round 1 finds a stored one for fresh1 too
+        if i == 0:  # answer one of them, so round 1 finds a stored one for fresh1 too
             for x, res in ((batched, got), (one_by_one, ref)):
                 x.finalise(res[1], _answer()())
             rounds[1].insert(0, ("fresh1", 0.05, "ann"))
-    kinds = [o[0] for o in _outcomes(got)]
-    assert kinds == ["BudgetExceededError", "reserved"], kinds
+            journalled = got[1].id
+        if i == 2:
+            assert [o[0] for o in _outcomes(got)] == ["BudgetExceededError", "reserved"]
+            for x, res in ((batched, got), (one_by_one, ref)):
+                x.finalise(res[1], _answer()())
+            journalled = got[1].id
+    assert [o[0] for o in _outcomes(got)] == ["reserved", "reserved"]
     for x in (batched, one_by_one):
         assert x.population("households").epsilon_spent == pytest.approx(_consistent(x, "households"))
     assert batched.population("households").epsilon_spent == pytest.approx(

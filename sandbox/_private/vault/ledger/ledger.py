@@ -269,24 +269,42 @@ class Ledger(LedgerStore, JournalledCharges):
         self, todo: Sequence[tuple[int, Reservation, ChargeRequest]]
     ) -> list[Reservation | ChargeOutcome]:
         """Commit several pending rows in one transaction; raise (rolled back whole) if any one is refused."""
-        pg = self.db.backend == "postgresql"
+        if self.db.backend == "postgresql":
+            return self._reserve_together_pg(todo)
         drained = self._journalled[:]  # the rows a rolled-back transaction did not remove after all
         try:
             with self.db.transaction(hot=True, durable=False) as tx:
                 self._drain(tx)
-                if pg:
-                    calls = [self._send_pg(tx, res, request) for _, res, request in todo]
-                else:
-                    sent = [self._send_sqlite(tx, res, request) for _, res, request in todo]
-                    left = [self._sqlite_left(*got, req) for got, (_, _, req) in zip(sent, todo, strict=True)]
+                sent = [self._send_sqlite(tx, res, request) for _, res, request in todo]
+                left = [self._sqlite_left(*got, req) for got, (_, _, req) in zip(sent, todo, strict=True)]
         except Exception:
             self._journalled.extend(drained)  # removing a row twice is harmless
             raise
-        if not pg:
-            return [replace(res, epsilon_remaining=max(0.0, r)) for (_, res, _), r in zip(todo, left, strict=True)]
+        return [replace(res, epsilon_remaining=max(0.0, r)) for (_, res, _), r in zip(todo, left, strict=True)]
+
+    def _reserve_together_pg(
+        self, todo: Sequence[tuple[int, Reservation, ChargeRequest]]
+    ) -> list[Reservation | ChargeOutcome]:
+        """:meth:`_reserve_together` on PostgreSQL: one statement, its own transaction (``schema.PG_RESERVE_MANY``)."""
+        done, self._journalled = self._journalled, []
+        rs = [res for _, res, _ in todo]
+        try:
+            rows = self.db.read(
+                "SELECT outcome, remaining FROM sandbox_ledger_reserve_many("
+                "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    [r.id for r in rs], [r.population for r in rs], [r.dataset for r in rs],
+                    [r.version for r in rs], [r.kind for r in rs], [r.query_key for r in rs],
+                    [r.query_json for r in rs], [r.epsilon for r in rs], [r.delta for r in rs],
+                    [r.analyst for r in rs], [r.run_id for r in rs], [r.owner for r in rs], [r.created for r in rs],
+                    [request.analyst_limit for _, _, request in todo], done, _EPS_TOL, _DELTA_TOL,
+                ),
+            )  # fmt: skip
+        except Exception:
+            self._journalled.extend(done)  # rolled back: still to be removed
+            raise
         out: list[Reservation | ChargeOutcome] = []
-        for call, (_, res, request) in zip(calls, todo, strict=True):
-            outcome, remaining = call()[0]
+        for (outcome, remaining), (_, res, request) in zip(rows, todo, strict=True):
             if outcome == "answered":  # by a twin meanwhile: the server charged nothing for this one
                 stored = self._stored(request.dataset, res.query_key)
                 assert stored is not None  # answers are never deleted

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from sandbox._private.shared.errors import SchemaError
 
 from .db import LedgerDB, Tx
-from .schema import DDL, PG_RESERVE, SCHEMA_VERSION, LedgerSchemaError, schema_version
+from .schema import DDL, PG_FUNCTIONS, SCHEMA_VERSION, LedgerSchemaError, schema_version
 
 __all__ = ["MigrationPlan", "plan_migration", "migrate_ledger", "DEFAULT_GROUP", "DEFAULT_POPULATION"]
 
@@ -207,7 +207,8 @@ def migrate_ledger(db: LedgerDB, plan: MigrationPlan) -> MigrationPlan:
                     (p.name, analyst, eps),
                 )
         if tx.backend == "postgresql":
-            tx.execute(PG_RESERVE)
+            for function in PG_FUNCTIONS:
+                tx.execute(function)
             tx.execute("ALTER TABLE datasets ALTER COLUMN population SET NOT NULL")
             tx.execute("ALTER TABLE datasets ADD FOREIGN KEY (population) REFERENCES populations (name)")
         tx.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

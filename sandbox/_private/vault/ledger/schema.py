@@ -30,6 +30,8 @@ __all__ = [
     "table_names",
     "DDL",
     "PG_RESERVE",
+    "PG_RESERVE_MANY",
+    "PG_FUNCTIONS",
     "migrate_hint",
 ]
 
@@ -110,6 +112,32 @@ BEGIN
 END $$"""
 
 
+#: PostgreSQL: the reservations of one batch as one statement on its own (no BEGIN or COMMIT around it: the call is
+#: its own transaction, committed without waiting for the WAL flush, as ``Ledger.reserve`` commits). Each is
+#: ``sandbox_ledger_reserve``, in order; a refusal raises and rolls back the whole call (the vault then reserves
+#: each on its own). ``p_drain``: ids whose ``journal_pending`` rows are done with (see ``JournalledCharges``).
+PG_RESERVE_MANY = """CREATE OR REPLACE FUNCTION sandbox_ledger_reserve_many(
+    p_id text[], p_population text[], p_dataset text[], p_version integer[], p_kind text[], p_query_key text[],
+    p_query_json text[], p_epsilon double precision[], p_delta double precision[], p_analyst text[],
+    p_run_id text[], p_owner text[], p_created text[], p_limit double precision[], p_drain text[],
+    p_tol double precision, p_dtol double precision)
+RETURNS TABLE (outcome text, remaining double precision) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    IF cardinality(p_drain) > 0 THEN
+        DELETE FROM journal_pending WHERE id = ANY (p_drain);
+    END IF;
+    FOR i IN 1 .. cardinality(p_id) LOOP
+        RETURN QUERY SELECT * FROM sandbox_ledger_reserve(p_id[i], p_population[i], p_dataset[i], p_version[i],
+            p_kind[i], p_query_key[i], p_query_json[i], p_epsilon[i], p_delta[i], p_analyst[i], p_run_id[i],
+            p_owner[i], p_created[i], p_limit[i], p_tol, p_dtol);
+    END LOOP;
+END $$"""
+
+#: The server-side functions of a PostgreSQL ledger, created (or replaced) with its tables and at each start.
+PG_FUNCTIONS = (PG_RESERVE, PG_RESERVE_MANY)
+
+
 class LedgerSchemaError(SandboxError):
     """The ledger database has another schema than this sandbox writes; the message names the migration."""
 
@@ -152,13 +180,17 @@ def ensure_schema(db: LedgerDB) -> None:
     """
     with db.transaction(write=False) as tx:
         version = schema_version(tx)
-        has_function = tx.backend == "sqlite" or bool(
-            tx.execute("SELECT 1 FROM pg_proc WHERE proname = 'sandbox_ledger_reserve'")
-        )
+        has_functions = tx.backend == "sqlite" or len(
+            tx.execute(
+                "SELECT DISTINCT proname FROM pg_proc "
+                "WHERE proname IN ('sandbox_ledger_reserve', 'sandbox_ledger_reserve_many')"
+            )
+        ) == len(PG_FUNCTIONS)
     if version == SCHEMA_VERSION:
-        if not has_function:
+        if not has_functions:  # a ledger made by an earlier sandbox of this schema: add the functions it lacks
             with db.transaction() as tx:
-                tx.execute(PG_RESERVE)
+                for function in PG_FUNCTIONS:
+                    tx.execute(function)
         return
     if version is not None and version < SCHEMA_VERSION:
         raise LedgerSchemaError(
@@ -177,5 +209,6 @@ def ensure_schema(db: LedgerDB) -> None:
             for stmt in DDL:
                 tx.execute(stmt)
             if tx.backend == "postgresql":
-                tx.execute(PG_RESERVE)
+                for function in PG_FUNCTIONS:
+                    tx.execute(function)
             tx.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
