@@ -259,6 +259,7 @@ def test_reserve_many_gives_each_what_reserve_gives(target: str, tmp_path: Path)
         [("huge", 0.7, "eve"), ("last", 0.05, "fay")],  # over the population's budget, then one that fits
         [("r3a", 0.01, "gil"), ("r3b", 0.01, "hal")],  # together again, after an answer was journalled
     ]
+    journalled = ""  # the last answer journalled (set after rounds 0 and 2)
     for i, batch in enumerate(rounds):
         got = batched.reserve_many([request(batched, k, e, a) for k, e, a in batch])
         if i in (1, 3):  # the journalled answer's bookkeeping row went with the first transaction after it
