@@ -241,14 +241,15 @@ class ComputeService:
         """Wait until ``job`` ends (cancelling it if the client goes away); raise its error if it failed."""
         if not job.done:
             watcher = asyncio.create_task(disconnected())
-            ended = asyncio.create_task(job.wait())
+            # the job's own task ends when the job does (it ends the job last); otherwise wait on the job itself
+            ended = job.task if job.task is not None else asyncio.create_task(job.wait())
             try:
                 await asyncio.wait({watcher, ended}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 watcher.cancel()
             if not ended.done():
                 self.pool.cancel_job(job.id)
-                await ended  # the reservation is failed (charge kept) before this request ends
+                await asyncio.wait({ended})  # the reservation is failed (charge kept) before this request ends
         if job.error is not None:
             raise job.error
 
