@@ -28,7 +28,14 @@ from _crash import fork, kill_and_read
 from sandbox._private.vault.ledger import db as ledger_db
 from sandbox._private.vault.ledger import ledger as ledger_mod
 from sandbox._private.vault.ledger.crosscheck import check_ledger
-from sandbox._private.vault.ledger.ledger import CHARGE_EVENT, ComputedAnswer, DatasetRecord, Ledger
+from sandbox._private.vault.ledger.ledger import (
+    CHARGE_EVENT,
+    ChargeRequest,
+    ComputedAnswer,
+    DatasetRecord,
+    Ledger,
+    Reservation,
+)
 from sandbox._private.vault.outbox.journal import AuditLog, GroupAppender, read_entries, verify_log
 
 PHASES = ["in-reserve", "reserve-committed", "compute", "in-finalise", "finalise-committed"]
@@ -108,6 +115,26 @@ def charge_forever(progress: int, target: str, journal: str, phase: str | None, 
         os.write(progress, f"R {got.id}\n".encode())  # type: ignore[union-attr]
         out = ledger.finalise(got, compute())  # type: ignore[arg-type]
         os.write(progress, f"A {out.record.id}\n".encode())
+
+
+def charge_in_batches(progress: int, target: str, journal: str, batch: int) -> None:
+    """What the served vault does: reserve ``batch`` charges together, compute, store their answers together."""
+    ledger = Ledger(target)
+    ledger.attach_journal(GroupAppender(AuditLog(journal)))
+    tables = [ledger.dataset(t) for t in ("households", "persons", "signals")]
+    answer = ComputedAnswer({"values": [1.0]}, {"true_count": [3]}, "geometric")
+    for i in range(10_000):
+        requests = [
+            ChargeRequest(tables[(i + j) % 3], "aggregate", f"{os.getpid()}-{i}-{j}", {"i": i, "j": j}, 0.01, 0.0,
+                          "ann", None)
+            for j in range(batch)
+        ]  # fmt: skip
+        got = ledger.reserve_many(requests)
+        assert all(isinstance(g, Reservation) for g in got), got
+        os.write(progress, "".join(f"R {g.id}\n" for g in got).encode())  # type: ignore[union-attr]
+        time.sleep(0.002)
+        out = ledger.finalise_many([(g, answer) for g in got])  # type: ignore[misc]
+        os.write(progress, "".join(f"A {o.record.id}\n" for o in out).encode())  # type: ignore[union-attr]
 
 
 def _check(target: str, journal: Path, reports: list[str]) -> None:
@@ -202,3 +229,16 @@ def test_sigkill_at_random_moments(setup: tuple[str, Path]) -> None:
         reports += kill_and_read(pid, fd).decode().split("\n")
         _check(target, journal, reports)
     assert sum(line.startswith("A ") for line in reports) >= RANDOM_KILLS
+
+
+def test_sigkill_during_batches_keeps_every_charge(setup: tuple[str, Path]) -> None:
+    """Charges reserved and stored in batches of 3 (``reserve_many``, ``finalise_many``), killed at random moments."""
+    target, journal = setup
+    rng = random.Random(12)
+    reports: list[str] = []
+    for _ in range(RANDOM_KILLS):
+        pid, fd = fork(charge_in_batches, target, str(journal), 3)
+        time.sleep(rng.uniform(0.05, 0.6))
+        reports += kill_and_read(pid, fd).decode().split("\n")
+        _check(target, journal, reports)
+    assert sum(line.startswith("A ") for line in reports) >= 3 * RANDOM_KILLS

@@ -17,6 +17,11 @@ charge's own finalise or fail, which comes before any response about it, makes i
 before (sooner if another charge syncs first). So a power loss or a database crash can only lose a reservation
 whose computation had not ended, of which nothing was returned; it saves a sync (PostgreSQL: a round trip) per charge.
 
+The served vault reserves the requests that arrive together with :meth:`Ledger.reserve_many` (one transaction;
+on PostgreSQL one statement) and stores their answers with :meth:`Ledger.finalise_many`; each request gets exactly
+the outcome it would get alone, in order: a refusal among them rolls the shared transaction back and each is then
+reserved on its own.
+
 A crash between 1 and 3 leaves a pending row that stays charged; :meth:`Ledger.recover` (the vault runs it at
 startup) marks pending rows whose process died as failed, keeping the charge. A crash inside a transaction
 rolls it back whole. No answer is ever returned that is not stored.
@@ -236,7 +241,9 @@ class Ledger(LedgerStore, JournalledCharges):
                 out[i] = self._reserve_one(res, request)
             except Exception as exc:
                 out[i] = exc
-        return [got for got in out if got is not None]
+        done = [got for got in out if got is not None]
+        assert len(done) == len(requests), "every request gets its outcome"
+        return done
 
     def _prepare(
         self, request: ChargeRequest, answer: ChargeRecord | None, twin: tuple[str, str] | None
