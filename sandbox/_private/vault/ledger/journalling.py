@@ -16,7 +16,8 @@ failure's reason, which may quote data-dependent text; that stays in the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -116,6 +117,21 @@ class JournalledCharges:
         for i in range(0, len(done), 200):
             part = done[i : i + 200]
             tx.send(f"DELETE FROM journal_pending WHERE id IN ({', '.join('?' * len(part))})", part)  # queued
+
+    @contextmanager
+    def _draining(self, **transaction: Any) -> Iterator[Tx]:
+        """Open a write transaction (``LedgerDB.transaction`` arguments) that first runs :meth:`_drain`.
+
+        If the transaction rolls back, the rows it would have removed are still to be removed by the next one.
+        """
+        drained = self._journalled[:]
+        try:
+            with self.db.transaction(**transaction) as tx:
+                self._drain(tx)
+                yield tx
+        except BaseException:
+            self._journalled.extend(drained)  # removing a row twice is harmless
+            raise
 
     def recover(self, journalled_ids: Callable[[], set[str]] | None = None) -> list[str]:
         """Keep as failed every pending charge whose process died; journal charges a crash left unjournalled.

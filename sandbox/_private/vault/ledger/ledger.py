@@ -278,15 +278,9 @@ class Ledger(LedgerStore, JournalledCharges):
         """Commit several pending rows in one transaction; raise (rolled back whole) if any one is refused."""
         if self.db.backend == "postgresql":
             return self._reserve_together_pg(todo)
-        drained = self._journalled[:]  # the rows a rolled-back transaction did not remove after all
-        try:
-            with self.db.transaction(hot=True, durable=False) as tx:
-                self._drain(tx)
-                sent = [self._send_sqlite(tx, res, request) for _, res, request in todo]
-                left = [self._sqlite_left(*got, req) for got, (_, _, req) in zip(sent, todo, strict=True)]
-        except Exception:
-            self._journalled.extend(drained)  # removing a row twice is harmless
-            raise
+        with self._draining(hot=True, durable=False) as tx:
+            sent = [self._send_sqlite(tx, res, request) for _, res, request in todo]
+            left = [self._sqlite_left(*got, req) for got, (_, _, req) in zip(sent, todo, strict=True)]
         return [replace(res, epsilon_remaining=max(0.0, r)) for (_, res, _), r in zip(todo, left, strict=True)]
 
     def _reserve_together_pg(
@@ -360,27 +354,13 @@ class Ledger(LedgerStore, JournalledCharges):
             raise _Alone
         return float(remaining[0][0])
 
-    @staticmethod
-    def _send_pg(tx: Tx, res: Reservation, request: ChargeRequest) -> Callable[[], Any]:
-        """Queue a reservation on PostgreSQL: one server-side call (see ``schema.PG_RESERVE``)."""
-        return tx.send(
-            "SELECT outcome, remaining FROM sandbox_ledger_reserve(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
-                res.epsilon, res.delta, res.analyst, res.run_id, res.owner, res.created, request.analyst_limit,
-                _EPS_TOL, _DELTA_TOL,
-            ),
-        )  # fmt: skip
-
     def _reserve_one(self, res: Reservation, request: ChargeRequest) -> Reservation | ChargeOutcome:
         """Commit one pending row, or raise why not (the refusal's figures, or the twin's pending error)."""
         if self.db.backend == "postgresql":
             return self._reserve_pg(res, request)
         dataset, limit = request.dataset, request.analyst_limit
-        drained = self._journalled[:]
         try:
-            with self.db.transaction(hot=True, durable=False) as tx:
-                self._drain(tx)
+            with self._draining(hot=True, durable=False) as tx:
                 answered, mine, left = self._send_sqlite(tx, res, request)
                 hit = answered()
                 if hit:
@@ -391,10 +371,8 @@ class Ledger(LedgerStore, JournalledCharges):
                 if not remaining:
                     self._refuse(tx, res.population, res.epsilon, res.delta)
         except _Answered as got:
-            self._journalled.extend(drained)
             return ChargeOutcome(got.record, True, self._remaining(res.population))
         except Exception as exc:
-            self._journalled.extend(drained)
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
             raise
@@ -403,13 +381,18 @@ class Ledger(LedgerStore, JournalledCharges):
     def _reserve_pg(self, res: Reservation, request: ChargeRequest) -> Reservation | ChargeOutcome:
         """Reserve on PostgreSQL: one server-side call and its COMMIT, sent together (see ``schema.PG_RESERVE``)."""
         dataset, analyst_limit = request.dataset, request.analyst_limit
-        drained = self._journalled[:]
         try:
-            with self.db.transaction(hot=True, durable=False) as tx:
-                self._drain(tx)
-                got = self._send_pg(tx, res, request)
+            with self._draining(hot=True, durable=False) as tx:
+                got = tx.send(
+                    "SELECT outcome, remaining FROM sandbox_ledger_reserve("
+                    "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        res.id, res.population, res.dataset, res.version, res.kind, res.query_key, res.query_json,
+                        res.epsilon, res.delta, res.analyst, res.run_id, res.owner, res.created, analyst_limit,
+                        _EPS_TOL, _DELTA_TOL,
+                    ),
+                )  # fmt: skip
         except Exception as exc:
-            self._journalled.extend(drained)
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
             refused = str(getattr(getattr(exc, "diag", None), "message_primary", "") or "")
