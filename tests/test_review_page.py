@@ -202,7 +202,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, small_population: Path) -> It
 
 @pytest.fixture(scope="module")
 def real(live: LiveVault) -> dict[str, Any]:
-    """A request with a DP table, a DP model and the vault's own fairness audit of it (real noise)."""
+    """A request with a DP table, a DP model and the vault's own fairness audit of it (real noise), offered to reviewers.
+
+    The audit fails about 1 draw in 20 (15 of 300 runs of this fixture's first draw, each time on the equalized odds
+    difference), and a failing audit blocks the request, which is then never offered to reviewers. So a blocked
+    request is withdrawn and a new model (another ε: a new charge, not the stored answer) and audit are drawn, at
+    most 3 draws: the fixture fails about once in 20³ = 8000 runs, and then says why.
+    """
     import sandbox as sb
     from sandbox._private.kernel.release import release
 
@@ -210,10 +216,17 @@ def real(live: LiveVault) -> dict[str, Any]:
         hh = ws.dataset("households")
         table = hh.count(by=["household_type"], epsilon=0.3)
         spec = sb.ModelSpec("logistic_regression", target="arrears", features=["urbanisation", "n_persons", "income"])
-        model = hh.fit(spec, epsilon=1.0)
-        audit = model.audit(protected=["household_type"], epsilon=0.5)
         title = 'Vroegsignalering <img src=x onerror="alert(1)">'
-        req = release(ws._t, [table, model, audit], title=title, purpose="Doel <b>vet</b>")
+        for epsilon in (1.0, 0.9, 0.8):
+            model = hh.fit(spec, epsilon=epsilon)
+            audit = model.audit(protected=["household_type"], epsilon=0.5)
+            req = release(ws._t, [table, model, audit], title=title, purpose="Doel <b>vet</b>")
+            if req.status != "blocked":
+                break
+            refused = [r for r in req.reasons if "a possible proxy" not in r]  # proxies need review, never block
+            assert refused and all("says fail: equalized odds difference" in r for r in refused), req.reasons
+            req.withdraw()
+        assert req.status == "pending_review", req.reasons
     return {"id": req.id, "model": model.id, "audit": audit.id, "table": table.id}
 
 
