@@ -18,6 +18,7 @@ import pytest
 
 from sandbox._private.shared.errors import AnswerPendingError, BudgetExceededError, IntegrityError, NotFoundError
 from sandbox._private.vault.ledger import db as ledger_db
+from sandbox._private.vault.ledger import schema
 from sandbox._private.vault.ledger.ledger import (
     ChargeOutcome,
     ChargeRequest,
@@ -25,6 +26,7 @@ from sandbox._private.vault.ledger.ledger import (
     DatasetRecord,
     Ledger,
     Reservation,
+    lookup_statement,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -386,6 +388,54 @@ def test_no_sum_over_history_on_a_charge(target: str, monkeypatch: pytest.Monkey
     _charge(ledger, ds, "new", 0.01, analyst_limit=50.0)
     # every statement of the charge was seen (a read, the reservation, the finalisation), none sums or counts
     assert len(seen) >= 5 and not [s for s in seen if "SUM(" in s.upper() or "COUNT(" in s.upper()]
+
+
+def _plan(ledger: Ledger, sql: str, params: tuple[Any, ...], *, generic: bool = False) -> list[str]:
+    """The plan the backend runs ``sql`` with: SQLite's, PostgreSQL's (``generic``: a server-side function's)."""
+    with ledger.db.transaction(write=False) as tx:
+        if tx.backend == "sqlite":
+            return [str(r[-1]) for r in tx.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        if not generic:
+            return [str(r[0]) for r in tx.execute("EXPLAIN " + sql, params)]
+        tx.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        numbered = sql.replace("?", "{}").format(*(f"${i}" for i in range(1, sql.count("?") + 1)))
+        tx.execute(f"PREPARE lookup (text, integer, text) AS {numbered}")
+        try:
+            values = ", ".join(str(v) if isinstance(v, int) else f"'{v}'" for v in params)  # the test's own names
+            return [str(r[0]) for r in tx.execute(f"EXPLAIN EXECUTE lookup ({values})")]
+        finally:
+            tx.execute("DEALLOCATE lookup")
+
+
+def test_a_stored_answer_is_looked_up_by_its_own_key(target: str) -> None:
+    """A question's stored answer is found through the ``(dataset, version, query_key)`` index, not by reading every
+    answer of the dataset version; also on PostgreSQL before its statistics know the table's size (no ANALYZE).
+
+    A ledger of an earlier sandbox of this schema had an index on ``(dataset, version, analyst)`` that PostgreSQL
+    chose instead (each reservation read all 5,000 answers of a version: 2 ms): opening the ledger drops it.
+    """
+    ledger = Ledger(target)
+    ds = _dataset(ledger, eps=1000.0)
+    with ledger.db.transaction() as tx:
+        for i in range(0, 2000, 100):
+            rows = [(f"c{j}", ds.name, ds.version, f"k{j}", f"a{j % 16}") for j in range(i, i + 100)]
+            row = "(?, ?, ?, 'aggregate', ?, '{}', 0.01, 0, 'laplace', '{}', 'h', '{}', ?, NULL, 'now')"
+            tx.send("INSERT INTO charges VALUES " + ", ".join([row] * 100), [x for r in rows for x in r])
+        tx.send("CREATE INDEX charges_by_analyst ON charges (dataset, version, analyst)")  # an earlier sandbox's
+    reopened = Ledger(target)
+    with reopened.db.transaction(write=False) as tx:
+        assert not schema._has_index(tx, "charges_by_analyst")
+    pg = reopened.db.backend == "postgresql"
+    lone = "SELECT 1 FROM charges WHERE dataset = ? AND version = ? AND query_key = ?"  # schema.PG_RESERVE's
+    plans = [_plan(reopened, lone, (ds.name, ds.version, "k77"), generic=True)] if pg else []
+    keys = ["k77", "k78"]
+    params = (keys, ds.name, ds.version) * 2 if pg else (ds.name, ds.version, *keys) * 2
+    plans.append(_plan(reopened, lookup_statement(reopened.db.backend, len(keys)), params))  # Ledger._lookup_many's
+    for plan in plans:
+        scans = [line for line in plan if "Index Cond" in line or "SEARCH" in line or "Filter" in line]
+        assert scans and all("query_key" in line and "Filter" not in line for line in scans), plan
+    found = reopened.reserve_many([ChargeRequest(ds, "aggregate", k, {"key": k}, 0.01, 0.0, "ann", None) for k in keys])
+    assert [f.record.id for f in found if isinstance(f, ChargeOutcome)] == ["c77", "c78"]  # the stored answers
 
 
 def test_connections_are_pooled(target: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -202,7 +202,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, small_population: Path) -> It
 
 @pytest.fixture(scope="module")
 def real(live: LiveVault) -> dict[str, Any]:
-    """A request with a DP table, a DP model and the vault's own fairness audit of it (real noise), offered to reviewers.
+    """A request with a DP table, a DP model and the vault's own audit of it (real noise), offered to reviewers.
 
     The audit fails about 1 draw in 20 (15 of 300 runs of this fixture's first draw, each time on the equalized odds
     difference), and a failing audit blocks the request, which is then never offered to reviewers. So a blocked

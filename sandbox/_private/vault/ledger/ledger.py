@@ -142,6 +142,30 @@ class _NotPending(Exception):
     """Raised inside a finalisation whose reservation is no longer pending: roll back."""
 
 
+def lookup_statement(backend: str, n: int) -> str:
+    """Return the read of :meth:`Ledger._lookup_many`: stored answers and pending twins of ``n`` questions of a version.
+
+    Its parameters, twice over: ``dataset, version, key 1 .. key n`` (SQLite), or ``[key 1, .., key n], dataset,
+    version`` (PostgreSQL). On PostgreSQL each key is looked up on its own (a lateral subquery per key): given the
+    keys as a list, its planner (before its statistics know the table's size) reads every answer of the version
+    and filters them by key, 2 ms instead of 0.07 ms for 5,000 answers.
+    """
+    pad = ", ".join(["NULL"] * (len(_CHARGE_FIELDS) - 2))
+    if backend == "postgresql":
+        return (
+            f"SELECT 'answer', k.key, c.* FROM unnest(?::text[]) AS k (key) CROSS JOIN LATERAL (SELECT {CHARGE_COLS} "
+            "FROM charges WHERE dataset = ? AND version = ? AND query_key = k.key OFFSET 0) AS c UNION ALL "
+            f"SELECT 'pending', k.key, r.*, {pad} FROM unnest(?::text[]) AS k (key) CROSS JOIN LATERAL (SELECT id, "
+            "owner FROM reservations WHERE dataset = ? AND version = ? AND query_key = k.key AND state = 'pending' "
+            "OFFSET 0) AS r"
+        )
+    where = f"dataset = ? AND version = ? AND query_key IN ({', '.join('?' * n)})"
+    return (
+        f"SELECT 'answer', query_key, {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
+        f"SELECT 'pending', query_key, id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'"
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -597,15 +621,13 @@ class Ledger(LedgerStore, JournalledCharges):
         keys: dict[tuple[str, int], list[str]] = {}
         for r in requests:
             keys.setdefault((r.dataset.name, r.dataset.version), []).append(r.query_key)
-        pad = ", ".join(["NULL"] * (len(_CHARGE_FIELDS) - 2))
         for (name, version), wanted in keys.items():
             unique = sorted(set(wanted))
-            where = f"dataset = ? AND version = ? AND query_key IN ({', '.join('?' * len(unique))})"
-            rows = self.db.read(
-                f"SELECT 'answer', query_key, {CHARGE_COLS} FROM charges WHERE {where} UNION ALL "
-                f"SELECT 'pending', query_key, id, owner, {pad} FROM reservations WHERE {where} AND state = 'pending'",
-                (name, version, *unique) * 2,
-            )
+            sql = lookup_statement(self.db.backend, len(unique))
+            if self.db.backend == "postgresql":
+                rows = self.db.read(sql, (unique, name, version) * 2)
+            else:
+                rows = self.db.read(sql, (name, version, *unique) * 2)
             for row in rows:
                 answer, twin = found.get((name, version, str(row[1])), (None, None))
                 if row[0] == "answer":
