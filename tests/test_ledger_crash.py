@@ -81,6 +81,18 @@ def _arm(phase: str, progress: int) -> None:
             return out
 
         ledger_db.Tx.send = send_then_pause_f  # type: ignore[method-assign]
+        # PostgreSQL stores the answers with one statement that commits on its own: killed while the server runs it,
+        # it commits (the next phase) or not. Not: it is run here inside a transaction, killed before the commit.
+        read = ledger_db.LedgerDB.read
+
+        def read_then_pause(self: Any, sql: str, params: Any = ()) -> Any:
+            if "sandbox_ledger_finalise_many" in sql:
+                with self.transaction() as tx:
+                    tx.execute(sql, params)
+                    _pause(progress)
+            return read(self, sql, params)
+
+        ledger_db.LedgerDB.read = read_then_pause  # type: ignore[method-assign]
     elif phase == "finalise-committed":  # the answer is stored, its journal entry not yet written
         journal = ledger_mod.Ledger._journal
 

@@ -138,6 +138,14 @@ class _Alone(Exception):
     """Raised inside reservations made together when one of them is refused or answered: each goes on its own."""
 
 
+def _raised(exc: BaseException) -> str:
+    """Return the message a PostgreSQL function raised (``RAISE EXCEPTION``), or ``""``."""
+    return str(getattr(getattr(exc, "diag", None), "message_primary", "") or "")
+
+
+_NOT_PENDING = "sandbox:not_pending"  # raised by schema.PG_FINALISE_MANY
+
+
 class _NotPending(Exception):
     """Raised inside a finalisation whose reservation is no longer pending: roll back."""
 
@@ -419,7 +427,7 @@ class Ledger(LedgerStore, JournalledCharges):
         except Exception as exc:
             if self.db.is_unique_violation(exc):
                 raise self._pending_error(dataset) from None
-            refused = str(getattr(getattr(exc, "diag", None), "message_primary", "") or "")
+            refused = _raised(exc)
             if refused in ("sandbox:analyst", "sandbox:population"):
                 with self.db.transaction(write=False) as tx:  # the figures for the message, after the rollback
                     if refused == "sandbox:analyst":
@@ -461,36 +469,58 @@ class Ledger(LedgerStore, JournalledCharges):
         if not items:
             return []
         records = [_answered_record(res, answer) for res, answer in items]
-        drained = self._journalled[:]  # the rows a rolled-back transaction did not remove after all
         try:
-            with self.db.transaction() as tx:
-                self._drain(tx)
-                taken = [
-                    self._store(tx, items[i : i + _ROWS_PER_STATEMENT], records[i : i + _ROWS_PER_STATEMENT])
-                    for i in range(0, len(items), _ROWS_PER_STATEMENT)
-                ]
-                pops = sorted({res.population for res, _ in items})
-                left = tx.send(
-                    "SELECT name, epsilon_budget - epsilon_spent FROM populations "
-                    f"WHERE name IN ({', '.join('?' * len(pops))})",
-                    pops,
-                )
-                if sum(len(t()) for t in taken) != len(items):
-                    raise _NotPending
+            if self.db.backend == "postgresql":
+                remaining = self._store_pg(items, records)
+            else:
+                remaining = self._store_sqlite(items, records)
         except Exception as exc:
-            if not (isinstance(exc, _NotPending) or self.db.is_unique_violation(exc)):
+            if not (isinstance(exc, _NotPending) or self.db.is_unique_violation(exc) or _raised(exc) == _NOT_PENDING):
                 raise
-            self._journalled.extend(drained)  # removing a row twice is harmless
             if len(items) == 1:
                 return [self._not_pending_error(items[0][0])]
             return [out for item in items for out in self.finalise_many([item])]  # each on its own
         events = [charge_event(rec, res.population) for (res, _), rec in zip(items, records, strict=True)]
         self._journal(events, [rec.id for rec in records])
-        remaining = {str(name): max(0.0, float(value)) for name, value in left()}
         return [
             ChargeOutcome(rec, False, remaining.get(res.population, 0.0))
             for (res, _), rec in zip(items, records, strict=True)
         ]
+
+    def _store_sqlite(
+        self, items: Sequence[tuple[Reservation, ComputedAnswer | EncodedAnswer]], records: Sequence[ChargeRecord]
+    ) -> dict[str, float]:
+        """Store the answers in one transaction; return each population's remaining ε (raise if one is not pending)."""
+        with self._draining() as tx:
+            taken = [
+                self._store(tx, items[i : i + _ROWS_PER_STATEMENT], records[i : i + _ROWS_PER_STATEMENT])
+                for i in range(0, len(items), _ROWS_PER_STATEMENT)
+            ]
+            pops = sorted({res.population for res, _ in items})
+            left = tx.send(
+                "SELECT name, epsilon_budget - epsilon_spent FROM populations "
+                f"WHERE name IN ({', '.join('?' * len(pops))})",
+                pops,
+            )
+            if sum(len(t()) for t in taken) != len(items):
+                raise _NotPending
+        return {str(name): max(0.0, float(value)) for name, value in left()}
+
+    def _store_pg(
+        self, items: Sequence[tuple[Reservation, ComputedAnswer | EncodedAnswer]], records: Sequence[ChargeRecord]
+    ) -> dict[str, float]:
+        """:meth:`_store_sqlite` on PostgreSQL: one statement, its own transaction (``schema.PG_FINALISE_MANY``)."""
+        done, self._journalled = self._journalled, []
+        columns = [[rec.__dict__[c] for rec in records] for c in _CHARGE_FIELDS]
+        try:
+            rows = self.db.read(
+                f"SELECT pop_name, pop_left FROM sandbox_ledger_finalise_many({', '.join('?' * 18)})",
+                (*columns, [res.owner for res, _ in items], self.journal is not None, done),
+            )
+        except Exception:
+            self._journalled.extend(done)  # rolled back: still to be removed
+            raise
+        return {str(name): max(0.0, float(value)) for name, value in rows}
 
     def _store(
         self,

@@ -31,6 +31,7 @@ __all__ = [
     "DDL",
     "PG_RESERVE",
     "PG_RESERVE_MANY",
+    "PG_FINALISE_MANY",
     "PG_FUNCTIONS",
     "migrate_hint",
 ]
@@ -133,8 +134,49 @@ BEGIN
     END LOOP;
 END $$"""
 
-#: The server-side functions of a PostgreSQL ledger, created (or replaced) with its tables and at each start.
-PG_FUNCTIONS = (PG_RESERVE, PG_RESERVE_MANY)
+#: PostgreSQL: the answers of one batch stored as one statement on its own (its own transaction, committed durably:
+#: waiting for the WAL flush, which also makes the batch's reservations durable). Same steps as the SQLite path of
+#: ``Ledger.finalise_many``: the pending rows leave ``reservations`` (if one is no longer pending the call raises
+#: and rolls back whole: the vault then finalises each on its own), the answers go into ``charges`` and, with a
+#: journal, their ids into ``journal_pending`` and ``gate_logged_charges``. Returns each population's remaining ε.
+PG_FINALISE_MANY = """CREATE OR REPLACE FUNCTION sandbox_ledger_finalise_many(
+    p_id text[], p_dataset text[], p_version integer[], p_kind text[], p_query_key text[], p_query_json text[],
+    p_epsilon double precision[], p_delta double precision[], p_mechanism text[], p_public_json text[],
+    p_result_sha256 text[], p_private_json text[], p_analyst text[], p_run_id text[], p_created text[],
+    p_owner text[], p_journal boolean, p_drain text[])
+RETURNS TABLE (pop_name text, pop_left double precision) LANGUAGE plpgsql AS $$
+DECLARE
+    taken integer;
+    pops text[];
+BEGIN
+    IF cardinality(p_drain) > 0 THEN
+        DELETE FROM journal_pending WHERE id = ANY (p_drain);
+    END IF;
+    WITH gone AS (DELETE FROM reservations WHERE id = ANY (p_id) AND state = 'pending' RETURNING population)
+    SELECT count(*), array_agg(DISTINCT gone.population) INTO taken, pops FROM gone;
+    IF taken <> cardinality(p_id) THEN
+        RAISE EXCEPTION 'sandbox:not_pending';
+    END IF;
+    INSERT INTO charges (id, dataset, version, kind, query_key, query_json, epsilon, delta, mechanism, public_json,
+        result_sha256, private_json, analyst, run_id, created)
+    SELECT * FROM unnest(p_id, p_dataset, p_version, p_kind, p_query_key, p_query_json, p_epsilon, p_delta,
+        p_mechanism, p_public_json, p_result_sha256, p_private_json, p_analyst, p_run_id, p_created);
+    IF p_journal THEN
+        INSERT INTO journal_pending (id, owner) SELECT * FROM unnest(p_id, p_owner);
+        INSERT INTO gate_logged_charges (id) SELECT unnest(p_id);
+    END IF;
+    RETURN QUERY SELECT name, epsilon_budget - epsilon_spent FROM populations WHERE name = ANY (pops);
+END $$"""
+
+#: The server-side functions of a PostgreSQL ledger, created with its tables; :func:`ensure_schema` creates (or
+#: replaces) each one an existing ledger lacks or has in another version, at each start.
+PG_FUNCTIONS = (PG_RESERVE, PG_RESERVE_MANY, PG_FINALISE_MANY)
+
+
+def _function_parts(sql: str) -> tuple[str, str]:
+    """Return the name and the body (the text between the ``$$``) of one of :data:`PG_FUNCTIONS`."""
+    name = sql.split("FUNCTION ", 1)[1].split("(", 1)[0].strip()
+    return name, sql.split("$$")[1]
 
 
 #: Indexes that earlier sandboxes of this schema created and :func:`ensure_schema` drops. ``charges_by_analyst`` on
@@ -185,6 +227,9 @@ def schema_version(tx: Tx) -> int | None:
 def ensure_schema(db: LedgerDB) -> None:
     """Create the tables of an empty ledger; refuse a ledger of another schema with the fix.
 
+    A ledger of this schema made by an earlier sandbox is brought up to date: the PostgreSQL functions it lacks, or
+    has in another version, are created, and the indexes of :data:`_DROPPED_INDEXES` dropped.
+
     Raises
     ------
     LedgerSchemaError
@@ -192,21 +237,25 @@ def ensure_schema(db: LedgerDB) -> None:
     """
     with db.transaction(write=False) as tx:
         version = schema_version(tx)
-        has_functions = tx.backend == "sqlite" or len(
-            tx.execute(
-                "SELECT DISTINCT proname FROM pg_proc "
-                "WHERE proname IN ('sandbox_ledger_reserve', 'sandbox_ledger_reserve_many')"
+        stale: list[str] = []
+        if tx.backend == "postgresql":
+            names = [_function_parts(sql)[0] for sql in PG_FUNCTIONS]
+            bodies = dict(
+                tx.execute(
+                    "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
+                    "AND proname = ANY (?)",
+                    (names,),
+                )
             )
-        ) == len(PG_FUNCTIONS)
+            stale = [sql for sql in PG_FUNCTIONS if bodies.get(_function_parts(sql)[0]) != _function_parts(sql)[1]]
         dropped = [name for name in _DROPPED_INDEXES if _has_index(tx, name)]
     if version == SCHEMA_VERSION:
-        if not has_functions or dropped:  # a ledger made by an earlier sandbox of this schema: bring it up to date
+        if stale or dropped:  # a ledger made by an earlier sandbox of this schema: bring it up to date
             with db.transaction() as tx:
                 for name in dropped:
                     tx.execute(f"DROP INDEX IF EXISTS {name}")
-                if not has_functions:
-                    for function in PG_FUNCTIONS:
-                        tx.execute(function)
+                for function in stale:
+                    tx.execute(function)
         return
     if version is not None and version < SCHEMA_VERSION:
         raise LedgerSchemaError(
