@@ -6,6 +6,7 @@ bound "sum of charges <= budget" with exactly floor(remaining / ε) winners.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import pickle
 import threading
@@ -437,7 +438,7 @@ def test_a_stored_answer_is_looked_up_by_its_own_key(target: str) -> None:
     lone = "SELECT 1 FROM charges WHERE dataset = ? AND version = ? AND query_key = ?"  # schema.PG_RESERVE's
     plans = [_plan(reopened, lone, (ds.name, ds.version, "k77"), generic=True)] if pg else []
     keys = ["k77", "k78"]
-    params = (keys, ds.name, ds.version) * 2 if pg else (ds.name, ds.version, *keys) * 2
+    params = (json.dumps(keys), ds.name, ds.version) * 2 if pg else (ds.name, ds.version, *keys) * 2
     plans.append(_plan(reopened, lookup_statement(reopened.db.backend, len(keys)), params))  # Ledger._lookup_many's
     for plan in plans:
         scans = [line for line in plan if "Index Cond" in line or "SEARCH" in line or "Filter" in line]

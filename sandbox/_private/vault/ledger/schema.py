@@ -115,22 +115,27 @@ END $$"""
 #: PostgreSQL: the reservations of one batch as one statement on its own (no BEGIN or COMMIT around it: the call is
 #: its own transaction, committed without waiting for the WAL flush, as ``Ledger.reserve`` commits). Each is
 #: ``sandbox_ledger_reserve``, in order; a refusal raises and rolls back the whole call (the vault then reserves
-#: each on its own). ``p_drain``: ids whose ``journal_pending`` rows are done with (see ``JournalledCharges``).
+#: each on its own). ``p_rows``: a JSON array of the pending rows (``reservations``' columns, and each one's
+#: ``analyst_limit``); ``p_drain``: a JSON array of the ids whose ``journal_pending`` rows are done with (see
+#: ``JournalledCharges``). The batch travels as JSON because psycopg escapes every element of a text array in
+#: Python: 0.22 ms for a batch of 4 answers, against 0.012 ms for ``json.dumps``.
 PG_RESERVE_MANY = """CREATE OR REPLACE FUNCTION sandbox_ledger_reserve_many(
-    p_id text[], p_population text[], p_dataset text[], p_version integer[], p_kind text[], p_query_key text[],
-    p_query_json text[], p_epsilon double precision[], p_delta double precision[], p_analyst text[],
-    p_run_id text[], p_owner text[], p_created text[], p_limit double precision[], p_drain text[],
-    p_tol double precision, p_dtol double precision)
+    p_rows json, p_drain json, p_tol double precision, p_dtol double precision)
 RETURNS TABLE (outcome text, remaining double precision) LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
-    IF cardinality(p_drain) > 0 THEN
-        DELETE FROM journal_pending WHERE id = ANY (p_drain);
+    IF json_array_length(p_drain) > 0 THEN
+        DELETE FROM journal_pending WHERE id = ANY (ARRAY(SELECT json_array_elements_text(p_drain)));
     END IF;
-    FOR i IN 1 .. cardinality(p_id) LOOP
-        RETURN QUERY SELECT * FROM sandbox_ledger_reserve(p_id[i], p_population[i], p_dataset[i], p_version[i],
-            p_kind[i], p_query_key[i], p_query_json[i], p_epsilon[i], p_delta[i], p_analyst[i], p_run_id[i],
-            p_owner[i], p_created[i], p_limit[i], p_tol, p_dtol);
+    FOR r IN SELECT * FROM json_to_recordset(p_rows) AS x (id text, population text, dataset text, version integer,
+        kind text, query_key text, query_json text, epsilon double precision, delta double precision, analyst text,
+        run_id text, owner text, created text, analyst_limit double precision)
+    LOOP
+        RETURN QUERY SELECT * FROM sandbox_ledger_reserve(r.id, r.population, r.dataset, r.version, r.kind,
+            r.query_key, r.query_json, r.epsilon, r.delta, r.analyst, r.run_id, r.owner, r.created, r.analyst_limit,
+            p_tol, p_dtol);
     END LOOP;
 END $$"""
 
@@ -138,32 +143,30 @@ END $$"""
 #: waiting for the WAL flush, which also makes the batch's reservations durable). Same steps as the SQLite path of
 #: ``Ledger.finalise_many``: the pending rows leave ``reservations`` (if one is no longer pending the call raises
 #: and rolls back whole: the vault then finalises each on its own), the answers go into ``charges`` and, with a
-#: journal, their ids into ``journal_pending`` and ``gate_logged_charges``. Returns each population's remaining ε.
+#: journal, their ids into ``journal_pending`` and ``gate_logged_charges``. ``p_rows``: a JSON array of the
+#: answers (``charges``' columns, and each one's ``owner``); ``p_drain`` as above. Returns each population's
+#: remaining ε.
 PG_FINALISE_MANY = """CREATE OR REPLACE FUNCTION sandbox_ledger_finalise_many(
-    p_id text[], p_dataset text[], p_version integer[], p_kind text[], p_query_key text[], p_query_json text[],
-    p_epsilon double precision[], p_delta double precision[], p_mechanism text[], p_public_json text[],
-    p_result_sha256 text[], p_private_json text[], p_analyst text[], p_run_id text[], p_created text[],
-    p_owner text[], p_journal boolean, p_drain text[])
+    p_rows json, p_journal boolean, p_drain json)
 RETURNS TABLE (pop_name text, pop_left double precision) LANGUAGE plpgsql AS $$
 DECLARE
+    ids text[] := ARRAY(SELECT x.id FROM json_to_recordset(p_rows) AS x (id text));
     taken integer;
     pops text[];
 BEGIN
-    IF cardinality(p_drain) > 0 THEN
-        DELETE FROM journal_pending WHERE id = ANY (p_drain);
+    IF json_array_length(p_drain) > 0 THEN
+        DELETE FROM journal_pending WHERE id = ANY (ARRAY(SELECT json_array_elements_text(p_drain)));
     END IF;
-    WITH gone AS (DELETE FROM reservations WHERE id = ANY (p_id) AND state = 'pending' RETURNING population)
+    WITH gone AS (DELETE FROM reservations WHERE id = ANY (ids) AND state = 'pending' RETURNING population)
     SELECT count(*), array_agg(DISTINCT gone.population) INTO taken, pops FROM gone;
-    IF taken <> cardinality(p_id) THEN
+    IF taken <> cardinality(ids) THEN
         RAISE EXCEPTION 'sandbox:not_pending';
     END IF;
-    INSERT INTO charges (id, dataset, version, kind, query_key, query_json, epsilon, delta, mechanism, public_json,
-        result_sha256, private_json, analyst, run_id, created)
-    SELECT * FROM unnest(p_id, p_dataset, p_version, p_kind, p_query_key, p_query_json, p_epsilon, p_delta,
-        p_mechanism, p_public_json, p_result_sha256, p_private_json, p_analyst, p_run_id, p_created);
+    INSERT INTO charges SELECT * FROM json_populate_recordset(NULL::charges, p_rows);
     IF p_journal THEN
-        INSERT INTO journal_pending (id, owner) SELECT * FROM unnest(p_id, p_owner);
-        INSERT INTO gate_logged_charges (id) SELECT unnest(p_id);
+        INSERT INTO journal_pending (id, owner) SELECT x.id, x.owner FROM json_to_recordset(p_rows) AS x (id text,
+            owner text);
+        INSERT INTO gate_logged_charges (id) SELECT unnest(ids);
     END IF;
     RETURN QUERY SELECT name, epsilon_budget - epsilon_spent FROM populations WHERE name = ANY (pops);
 END $$"""
@@ -254,7 +257,8 @@ def ensure_schema(db: LedgerDB) -> None:
             with db.transaction() as tx:
                 for name in dropped:
                     tx.execute(f"DROP INDEX IF EXISTS {name}")
-                for function in stale:
+                for function in stale:  # another version may take other arguments: replace, never overload
+                    tx.execute(f"DROP FUNCTION IF EXISTS {_function_parts(function)[0]}")
                     tx.execute(function)
         return
     if version is not None and version < SCHEMA_VERSION:
