@@ -47,6 +47,24 @@ def _pause(progress: int) -> None:
     time.sleep(600)
 
 
+def _pause_before_commit(function: str, progress: int) -> None:
+    """Make the call of the PostgreSQL ``function`` stop after the server ran it, before it commits.
+
+    The ledger calls it as one statement that commits on its own: killed while the server runs it, it commits (as
+    in the phase after) or not. Not: here it runs inside a transaction, and the child is killed before the commit.
+    """
+    read = ledger_db.LedgerDB.read
+
+    def read_then_pause(self: Any, sql: str, params: Any = ()) -> Any:
+        if function in sql:
+            with self.transaction() as tx:
+                tx.execute(sql, params)
+                _pause(progress)
+        return read(self, sql, params)
+
+    ledger_db.LedgerDB.read = read_then_pause  # type: ignore[method-assign]
+
+
 def _arm(phase: str, progress: int) -> None:
     """Make the child stop at ``phase`` of its next charge (the parent kills it there)."""
     if phase == "in-reserve":  # the reservation's statements are sent, its transaction is open
@@ -62,6 +80,7 @@ def _arm(phase: str, progress: int) -> None:
             return out
 
         ledger_db.Tx.send = send_then_pause  # type: ignore[method-assign]
+        _pause_before_commit("sandbox_ledger_reserve_many", progress)
     elif phase == "reserve-committed":  # committed (not yet synced: the finalise syncs it), not yet returned
         reserve = ledger_mod.Ledger.reserve
 
@@ -81,18 +100,7 @@ def _arm(phase: str, progress: int) -> None:
             return out
 
         ledger_db.Tx.send = send_then_pause_f  # type: ignore[method-assign]
-        # PostgreSQL stores the answers with one statement that commits on its own: killed while the server runs it,
-        # it commits (the next phase) or not. Not: it is run here inside a transaction, killed before the commit.
-        read = ledger_db.LedgerDB.read
-
-        def read_then_pause(self: Any, sql: str, params: Any = ()) -> Any:
-            if "sandbox_ledger_finalise_many" in sql:
-                with self.transaction() as tx:
-                    tx.execute(sql, params)
-                    _pause(progress)
-            return read(self, sql, params)
-
-        ledger_db.LedgerDB.read = read_then_pause  # type: ignore[method-assign]
+        _pause_before_commit("sandbox_ledger_finalise_many", progress)
     elif phase == "finalise-committed":  # the answer is stored, its journal entry not yet written
         journal = ledger_mod.Ledger._journal
 

@@ -266,7 +266,8 @@ class Ledger(LedgerStore, JournalledCharges):
                 out[i] = got
             else:
                 todo.append((i, got, request))
-        if len(todo) > 1:
+        # PostgreSQL: even one goes as one statement (a lone reservation's transaction is four); SQLite: no gain
+        if len(todo) > 1 or (todo and self.db.backend == "postgresql"):
             try:
                 together = self._reserve_together(todo)
             except Exception:  # a refusal, or a twin: rolled back whole; each on its own below gets its outcome
