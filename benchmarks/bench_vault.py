@@ -244,6 +244,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _server_cpu(pg: _Postgres | None) -> float:
+    """CPU seconds of the PostgreSQL cluster so far: its postmaster and every process it started (0 without one)."""
+    if pg is None:
+        return 0.0
+    try:
+        postmaster = int((pg.base / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _cpu_seconds(postmaster)
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parent = int((proc / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster:
+                total += _cpu_seconds(int(proc.name))
+    return total
+
+
 def _worker_pids(v: Vault) -> list[int]:
     """The vault's worker processes, from its health report to an admin (none on a baseline without workers)."""
     import httpx
@@ -336,10 +356,13 @@ def figure_clients(work: Path, baseline: Path, policy: Path, small: Path, second
                 tokens = [v.tokens[f"a{i}"] for i in range(16)]
                 assert v.proc is not None
                 pids = _worker_pids(v)
+                server = pg if backend == "postgresql" else None
                 vault0, workers0 = _cpu_seconds(v.proc.pid), sum(_cpu_seconds(p) for p in pids)
+                server0 = _server_cpu(server)
                 res[v.label] = r = v.run(_CLIENTS, json.dumps(tokens), str(seconds))
                 r["vault_cpu"] = _cpu_seconds(v.proc.pid) - vault0
                 r["worker_cpu"] = sum(_cpu_seconds(p) for p in pids) - workers0
+                r["server_cpu"] = _server_cpu(server) - server0
             finally:
                 v.stop()
         rate = {k: r["charges"] / r["seconds"] for k, r in res.items()}
@@ -361,13 +384,11 @@ def figure_clients(work: Path, baseline: Path, policy: Path, small: Path, second
             "",
         )
         _row("   failed requests", str(res["today"]["fails"]), str(res["now"]["fails"]), "", "")
-        per = {
-            k: {w: 1e3 * r[f"{w}_cpu"] / max(r["charges"], 1) for w in ("vault", "worker", "client")}
-            for k, r in res.items()
-        }
+        parts = ("vault", "worker", "client") + (("server",) if backend == "postgresql" else ())
+        per = {k: {w: 1e3 * r[f"{w}_cpu"] / max(r["charges"], 1) for w in parts} for k, r in res.items()}
         _row(
-            "   CPU ms per charge: vault + workers + clients",
-            *(f"{c['vault']:.2f}+{c['worker']:.2f}+{c['client']:.2f}" for c in (per["today"], per["now"])),
+            "   CPU ms per charge: vault + workers + clients" + (" + PostgreSQL" if backend == "postgresql" else ""),
+            *("+".join(f"{c[w]:.2f}" for w in parts) for c in (per["today"], per["now"])),
             "",
             "",
         )

@@ -28,6 +28,9 @@ class _Transport:
     def get_extra_info(self, name: str) -> Any:
         return f"info {name}"
 
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.writes))  # what it was given stays unsent: the socket is slow
+
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
@@ -105,7 +108,7 @@ def test_the_served_protocol_writes_each_response_once() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
             await send({"type": "http.response.body", "body": b"ok"})
 
-    writes: list[bytes] = []  # what reached the connection's transport
+    writes: list[bytes] = []  # what left for the connection
 
     async def run() -> bytes:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -116,17 +119,14 @@ def test_the_served_protocol_writes_each_response_once() -> None:
         while not server.started:
             await asyncio.sleep(0.01)
         reader, writer = await asyncio.open_connection(*sock.getsockname())
-        original = OneWrite.write
+        original = OneWrite._write
 
         def spy(self: OneWrite, data: bytes) -> None:
-            transport_write = self._transport.write
-            self._transport.write = lambda d: (writes.append(d), transport_write(d))  # type: ignore[method-assign]
-            try:
-                original(self, data)
-            finally:
-                self._transport.write = transport_write  # type: ignore[method-assign]
+            assert self._fd is not None  # a plain loopback connection: written to its socket directly
+            writes.append(data)
+            original(self, data)
 
-        OneWrite.write = spy  # type: ignore[method-assign]
+        OneWrite._write = spy  # type: ignore[method-assign]
         try:
             for _ in range(2):  # two requests on one kept-alive connection
                 writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -134,7 +134,7 @@ def test_the_served_protocol_writes_each_response_once() -> None:
                 head = await reader.readuntil(b"\r\n\r\n")
                 body = await reader.readexactly(2)
         finally:
-            OneWrite.write = original  # type: ignore[method-assign]
+            OneWrite._write = original  # type: ignore[method-assign]
             writer.close()
             server.should_exit = True
             await serving
@@ -143,3 +143,42 @@ def test_the_served_protocol_writes_each_response_once() -> None:
     got = asyncio.run(run())
     assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\nok")
     assert len(writes) == 2 and all(w.startswith(b"HTTP/1.1 200 OK\r\n") and w.endswith(b"ok") for w in writes)
+
+
+def test_bytes_go_to_the_socket_in_order_and_what_it_does_not_take_to_the_transport() -> None:
+    """A plain connection's bytes are written to its socket (``os.write``, which releases the GIL): all of them when
+    it takes them; the rest to the transport when it takes part; everything to the transport while the transport
+    holds unsent bytes (which must go first) or when there is no plain socket (TLS). Reference: the bytes the peer
+    reads, and those the transport got, in order."""
+    import socket
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    try:
+
+        async def run() -> tuple[bytes, list[bytes], list[bytes]]:
+            direct, no_socket, tls = _Transport(), _Transport(), _Transport()
+            w = OneWrite(direct, ours.fileno())
+            w.write(HEAD)
+            w.write(b"{}")  # head and body together, straight to the socket
+            big = bytes(range(256)) * 4096  # more than the socket takes at once
+            w.write(big)
+            first = peer.recv(len(HEAD) + 2, socket.MSG_WAITALL)
+            taken = len(big) - sum(map(len, direct.writes))
+            assert 0 < taken < len(big) and b"".join(direct.writes) == big[taken:]  # the rest, after what it took
+            w.write(b"after")  # the transport holds unsent bytes: these go behind them
+            assert direct.writes[-1] == b"after"
+            OneWrite(no_socket, None).write(b"x")
+            t = OneWrite(tls, None)
+            t.write(HEAD)
+            t.write(b"ok")
+            return first + peer.recv(taken, socket.MSG_WAITALL), direct.writes, no_socket.writes + tls.writes
+
+        got, rest, others = asyncio.run(run())
+    finally:
+        ours.close()
+        peer.close()
+    sent = got[len(HEAD) + 2 :]
+    assert got[: len(HEAD) + 2] == HEAD + b"{}" and sent == (bytes(range(256)) * 4096)[: len(sent)]
+    assert rest[-1] == b"after" and others == [b"x", HEAD + b"ok"]
