@@ -252,7 +252,11 @@ class LedgerDB:
                 self._barrier()
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one read-only statement on its own (no transaction around it: one round trip)."""
+        """Run one statement on its own, no transaction around it: one round trip.
+
+        A read; or, on PostgreSQL, a call of one of the ledger's functions, which is then its own transaction
+        (committed when the statement ends, durably unless the function says otherwise).
+        """
         with self._borrow() as conn:
             cur = conn.execute(Tx(conn, self.backend)._sql(sql), tuple(params))
             return [] if cur.description is None else [tuple(r) for r in cur.fetchall()]

@@ -18,9 +18,9 @@ before (sooner if another charge syncs first). So a power loss or a database cra
 whose computation had not ended, of which nothing was returned; it saves a sync (PostgreSQL: a round trip) per charge.
 
 The served vault reserves the requests that arrive together with :meth:`Ledger.reserve_many` (one transaction;
-on PostgreSQL one statement) and stores their answers with :meth:`Ledger.finalise_many`; each request gets exactly
-the outcome it would get alone, in order: a refusal among them rolls the shared transaction back and each is then
-reserved on its own.
+on PostgreSQL one statement) and stores their answers with :meth:`Ledger.finalise_many` (likewise); each request
+gets exactly the outcome it would get alone, in order: a refusal among them rolls the shared transaction back and
+each is then reserved on its own.
 
 A crash between 1 and 3 leaves a pending row that stays charged; :meth:`Ledger.recover` (the vault runs it at
 startup) marks pending rows whose process died as failed, keeping the charge. A crash inside a transaction
