@@ -279,7 +279,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _row(name: str, today: str, now: str, target: str, ratio: str) -> None:
-    print(f"{name:<52} {today:>18} {now:>18} {target:>10} {ratio:>10}", flush=True)
+    print(f"{name:<52} {today:>20} {now:>20} {target:>10} {ratio:>10}", flush=True)
 
 
 def _load() -> str:
@@ -387,7 +387,7 @@ def figure_clients(work: Path, baseline: Path, policy: Path, small: Path, second
         parts = ("vault", "worker", "client") + (("server",) if backend == "postgresql" else ())
         per = {k: {w: 1e3 * r[f"{w}_cpu"] / max(r["charges"], 1) for w in parts} for k, r in res.items()}
         _row(
-            "   CPU ms per charge: vault + workers + clients" + (" + PostgreSQL" if backend == "postgresql" else ""),
+            "   CPU ms per charge: vault+workers+clients" + ("+PostgreSQL" if backend == "postgresql" else ""),
             *("+".join(f"{c[w]:.2f}" for w in parts) for c in (per["today"], per["now"])),
             "",
             "",
