@@ -132,7 +132,8 @@ def protocol_class(socket_group: int | None) -> type:
     """Return uvicorn's httptools protocol, with ``TCP_NODELAY`` on TCP and the peer check on Unix connections.
 
     httptools parses in C; uvicorn's h11 protocol (pure Python) cost about 0.5 ms of the vault's CPU per request.
-    Each response is written with its head and body together (:class:`OneWrite`).
+    Each response is written with its head and body together (:class:`OneWrite`), on a connection without TLS
+    straight to its socket.
     """
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 

@@ -85,7 +85,7 @@ log = logging.getLogger("sandbox.vault")
 _EPS_TOL = 1e-9  # float slack when comparing running totals with a budget
 _DELTA_TOL = 1e-15
 _WAIT_S = 900.0  # how long charge() waits for an identical query being answered
-_ROWS_PER_STATEMENT = 100  # charges stored by one statement (15 parameters each: well within either backend's limit)
+_ROWS_PER_STATEMENT = 100  # SQLite: charges stored by one statement (15 parameters each, well within its limit)
 _CHARGE_FIELDS = tuple(c.strip() for c in CHARGE_COLS.split(","))
 #: The columns of a pending row that ``schema.PG_RESERVE_MANY`` takes (the ``Reservation`` fields of the same names).
 _RESERVATION_FIELDS = (

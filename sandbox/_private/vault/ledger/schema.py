@@ -240,25 +240,25 @@ def ensure_schema(db: LedgerDB) -> None:
     """
     with db.transaction(write=False) as tx:
         version = schema_version(tx)
-        stale: list[str] = []
+        stale: list[tuple[str, str]] = []  # (name, its CREATE statement)
         if tx.backend == "postgresql":
-            names = [_function_parts(sql)[0] for sql in PG_FUNCTIONS]
+            wanted = {_function_parts(sql): sql for sql in PG_FUNCTIONS}
             bodies = dict(
                 tx.execute(
                     "SELECT proname, prosrc FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
                     "AND proname = ANY (?)",
-                    (names,),
+                    ([name for name, _ in wanted],),
                 )
             )
-            stale = [sql for sql in PG_FUNCTIONS if bodies.get(_function_parts(sql)[0]) != _function_parts(sql)[1]]
+            stale = [(name, sql) for (name, body), sql in wanted.items() if bodies.get(name) != body]
         dropped = [name for name in _DROPPED_INDEXES if _has_index(tx, name)]
     if version == SCHEMA_VERSION:
         if stale or dropped:  # a ledger made by an earlier sandbox of this schema: bring it up to date
             with db.transaction() as tx:
                 for name in dropped:
                     tx.execute(f"DROP INDEX IF EXISTS {name}")
-                for function in stale:  # another version may take other arguments: replace, never overload
-                    tx.execute(f"DROP FUNCTION IF EXISTS {_function_parts(function)[0]}")
+                for name, function in stale:  # another version may take other arguments: replace, never overload
+                    tx.execute(f"DROP FUNCTION IF EXISTS {name}")
                     tx.execute(function)
         return
     if version is not None and version < SCHEMA_VERSION:
