@@ -12,6 +12,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from sandbox._private.vault.ledger.ledger import (
     DatasetRecord,
     Ledger,
     Reservation,
+    StaleVersions,
     lookup_statement,
 )
 
@@ -445,6 +447,39 @@ def test_a_stored_answer_is_looked_up_by_its_own_key(target: str) -> None:
         assert scans and all("query_key" in line and "Filter" not in line for line in scans), plan
     found = reopened.reserve_many([ChargeRequest(ds, "aggregate", k, {"key": k}, 0.01, 0.0, "ann", None) for k in keys])
     assert [f.record.id for f in found if isinstance(f, ChargeOutcome)] == ["c77", "c78"]  # the stored answers
+
+
+def test_versions_taken_as_current_are_confirmed_by_the_lookup(target: str) -> None:
+    """``reserve_many(current=...)`` confirms, in the lookup's own statement, the versions its caller did not read; a
+    version that is no longer current (or a table that does not exist) raises before anything is written, also with
+    no request at all (every check of a batch failed)."""
+    ledger = Ledger(target)
+    v1 = _dataset(ledger, eps=10.0)
+    _dataset(ledger, "persons", eps=10.0, population="households")
+    request = ChargeRequest(v1, "aggregate", "k1", {"key": "k1"}, 0.5, 0.0, "ann", None)
+    reads: list[str] = []
+    read = ledger.db.read
+    ledger.db.read = lambda sql, params=(): (reads.append(sql), read(sql, params))[1]  # type: ignore[method-assign]
+    (got,) = ledger.reserve_many([request], current={"households": 1, "persons": 1})
+    assert isinstance(got, Reservation) and got.version == 1
+    lookups = [sql for sql in reads if "'version'" in sql]
+    assert len(lookups) == 1 and "'answer'" in lookups[0]  # one statement: the answers and the versions
+    assert ledger.reserve_many([], current={"households": 1}) == []
+    v2 = _dataset(ledger, eps=10.0)
+    spent = ledger.population("households").epsilon_spent
+    for requests, current in (
+        ([replace(request, query_key="k2")], {"households": 1, "persons": 1}),
+        ([], {"households": 1}),
+        ([replace(request, dataset=v2, query_key="k2")], {"households": 2, "nobody": 1}),
+    ):
+        with pytest.raises(StaleVersions) as raised:
+            ledger.reserve_many(requests, current=current)
+        assert raised.value.names == (("nobody",) if "nobody" in current else ("households",))
+    assert ledger.population("households").epsilon_spent == pytest.approx(spent)  # nothing was written
+    with ledger.db.transaction(write=False) as tx:
+        assert tx.one("SELECT COUNT(*) FROM reservations WHERE query_key = 'k2'")[0] == 0  # type: ignore[index]
+    (again,) = ledger.reserve_many([replace(request, dataset=v2, query_key="k2")], current={"households": 2})
+    assert isinstance(again, Reservation) and again.version == 2
 
 
 def test_a_ledger_of_an_earlier_sandbox_gets_this_ones_functions(target: str) -> None:

@@ -170,3 +170,36 @@ def test_requests_checked_together_read_each_tables_version_once(tmp_path: Path,
         assert vault._records(("households",))["households"].version == 2
         assert vault._records(("households",))["households"].version == 2
     assert reads == ["households"] * 3
+    # the next batch reads no version: it takes v2 as current, and the ledger's lookup confirms it
+    got = cs._reserve_many([((lambda: cs._check_query({**bodies[0], "epsilon": 0.6})), caller, None)])
+    assert reads == ["households"] * 3 and got[0][1].version == 2  # type: ignore[index]
+
+
+def test_a_batch_checked_against_an_old_version_is_checked_again(tmp_path: Path, small_population: Path) -> None:
+    """A version registered by another process after this vault's last read is used by the next batch, even when
+    every request of that batch would fail its check against the older version: each gets what it gets on v2."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from sandbox._private.vault.server import open_service
+    from sandbox._private.vault.tokens import TokenInfo
+
+    vault = open_service(tmp_path / "ws")
+    vault.registry.add_population(small_population)
+    cs = ComputeService(vault, pool=None)  # type: ignore[arg-type]
+    caller = TokenInfo("t_1", "ann", "analyst", "now")
+    count = {"dataset": "households", "kind": "count", "epsilon": 0.1}
+    assert cs._reserve_many([((lambda: cs._check_query(count)), caller, None)])[0][1].version == 1  # type: ignore[index]
+    # v2, with a column v1 does not have, registered by another process: this vault's memory of v1 is not touched
+    table = pq.read_table(small_population / "households.parquet")
+    pq.write_table(table.append_column("tier", table.column("household_type")), tmp_path / "households.parquet")
+    schema = json.loads((small_population / "schema" / "households.json").read_text(encoding="utf-8"))
+    schema["columns"].append({**next(c for c in schema["columns"] if c["name"] == "household_type"), "name": "tier"})
+    (tmp_path / "households.json").write_text(json.dumps(schema), encoding="utf-8")
+    other = open_service(tmp_path / "ws")
+    other.registry.add("households", tmp_path / "households.parquet", tmp_path / "households.json")
+    by_tier = {**count, "by": ["tier"], "epsilon": 0.2}
+    got = cs._reserve_many([((lambda: cs._check_query(by_tier)), caller, None)])
+    assert not isinstance(got[0], BaseException), got[0]  # checked against v2, where the column exists
+    assert got[0][1].version == 2 and got[0][0].dataset.version == 2

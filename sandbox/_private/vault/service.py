@@ -123,6 +123,8 @@ class VaultService:
     tokens: TokenStore = field(init=False)
     _open: OpenTables = field(default_factory=OpenTables, init=False, repr=False)
     _moment: threading.local = field(default_factory=threading.local, init=False, repr=False)
+    #: the latest version of each table this vault has read (versions are never changed or removed once registered)
+    _latest: dict[str, DatasetRecord] = field(default_factory=dict, init=False, repr=False)
 
     recovered: list[str] = field(default_factory=list, init=False)
     #: completes a stored answer with its disclosure statistics (the release gate calls it; see .disclosure)
@@ -177,27 +179,45 @@ class VaultService:
         """Return the current version of every table a query reads (NotFoundError for an unknown one)."""
         seen: dict[str, DatasetRecord] | None = getattr(self._moment, "records", None)
         if seen is None:
-            return {n: self.ledger.dataset(n) for n in names}
+            return {n: self._read_latest(n) for n in names}
+        assumed: dict[str, int] | None = self._moment.assumed
         for n in names:
             if n not in seen:
-                seen[n] = self.ledger.dataset(n)
+                known = self._latest.get(n) if assumed is not None else None
+                if known is None:
+                    seen[n] = self._read_latest(n)
+                else:
+                    seen[n], assumed[n] = known, known.version  # type: ignore[index]
         return {n: seen[n] for n in names}
 
+    def _read_latest(self, name: str) -> DatasetRecord:
+        record = self.ledger.dataset(name)
+        self._latest[name] = record
+        return record
+
     @contextmanager
-    def one_moment(self) -> Iterator[None]:
+    def one_moment(self, assumed: dict[str, int] | None = None) -> Iterator[None]:
         """Check requests as of one moment: in this block (and thread) each table's current version is read once.
 
         The served vault checks the requests that arrive together in one block (see ``workers.flow``): they are
         answered as if they had all arrived just before any new version registered meanwhile.
+
+        Parameters
+        ----------
+        assumed : dict, optional
+            Given (empty), a table whose version this vault has read before is not read again: that version is
+            taken as current and put in ``assumed`` (name to version). The caller must then confirm that each is
+            still the current version before it uses anything of the block (``Ledger.reserve_many(current=...)``
+            does, in the same statement as its lookup), and check again without ``assumed`` if not.
         """
         if getattr(self._moment, "records", None) is not None:  # nested: the outer block's moment
             yield
             return
-        self._moment.records = {}
+        self._moment.records, self._moment.assumed = {}, assumed
         try:
             yield
         finally:
-            self._moment.records = None
+            self._moment.records = self._moment.assumed = None
 
     def _catalog(self, records: Mapping[str, DatasetRecord], *, load: bool) -> Catalog:
         """Return the tables (or, without ``load``, only their schemas) and populations of a query's records."""

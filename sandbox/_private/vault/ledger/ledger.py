@@ -65,6 +65,7 @@ from .store import CHARGE_COLS, KEPT_COLS, LedgerStore
 
 __all__ = [
     "Ledger",
+    "StaleVersions",
     "ChargeRequest",
     "ChargeJournal",
     "DatasetRecord",
@@ -156,6 +157,33 @@ class _NotPending(Exception):
     """Raised inside a finalisation whose reservation is no longer pending: roll back."""
 
 
+class StaleVersions(Exception):
+    """Raised by :meth:`Ledger.reserve_many` before anything is written: a version taken as current is not.
+
+    ``names`` are the tables whose current version differs from the one assumed (or that no longer exist). The
+    caller checks its requests again with versions read now; no analyst ever sees this exception.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"not the current version any more: {', '.join(names)}")
+        self.names = tuple(names)
+
+
+def versions_statement(backend: str, n: int) -> str:
+    """Return a read of the current version of ``n`` tables, in the rows of :func:`lookup_statement`.
+
+    Its rows are ``('version', name, latest version, NULL, ...)``; its parameters the names (SQLite), or the names
+    as one JSON array (PostgreSQL). :meth:`Ledger._lookup_many` adds it to its first lookup with ``UNION ALL``, so
+    the versions are confirmed at the moment the stored answers are read, in the same round trip.
+    """
+    pad = ", ".join(["NULL"] * (len(_CHARGE_FIELDS) - 1))
+    if backend == "postgresql":
+        names, latest = "(SELECT json_array_elements_text(?::json))", "MAX(version)::text"
+    else:
+        names, latest = f"({', '.join('?' * n)})", "MAX(version)"
+    return f"SELECT 'version', name, {latest}, {pad} FROM datasets WHERE name IN {names} GROUP BY name"
+
+
 def lookup_statement(backend: str, n: int) -> str:
     """Return the read of :meth:`Ledger._lookup_many`: stored answers and pending twins of ``n`` questions of a version.
 
@@ -245,17 +273,28 @@ class Ledger(LedgerStore, JournalledCharges):
             raise got
         return got
 
-    def reserve_many(self, requests: Sequence[ChargeRequest]) -> list[Reservation | ChargeOutcome | Exception]:
+    def reserve_many(
+        self, requests: Sequence[ChargeRequest], current: Mapping[str, int] | None = None
+    ) -> list[Reservation | ChargeOutcome | Exception]:
         """:meth:`reserve` of several charges, those to be charged in one transaction.
 
         Returns each request's outcome, or the exception :meth:`reserve` raises for it, in order. When any of
         those charged together is refused (budget, a twin pending or answered meanwhile) the transaction is rolled
         back whole and each is reserved on its own, so every request gets exactly the outcome :meth:`reserve`
         gives it.
+
+        ``current`` (table name to version) are versions the caller took as current without reading them: they are
+        confirmed in the same statement that looks up the stored answers (even with no request), before anything is
+        returned or written.
+
+        Raises
+        ------
+        StaleVersions
+            A version of ``current`` is not the table's current version; nothing was written.
         """
         out: list[Reservation | ChargeOutcome | Exception | None] = [None] * len(requests)
         todo: list[tuple[int, Reservation, ChargeRequest]] = []
-        found = self._lookup_many(requests)
+        found = self._lookup_many(requests, current or {})
         for i, request in enumerate(requests):
             try:
                 got = self._prepare(request, *found[i])
@@ -644,31 +683,48 @@ class Ledger(LedgerStore, JournalledCharges):
         return self._populations[key]
 
     def _lookup_many(
-        self, requests: Sequence[ChargeRequest]
+        self, requests: Sequence[ChargeRequest], current: Mapping[str, int] | None = None
     ) -> list[tuple[ChargeRecord | None, tuple[str, str] | None]]:
         """Return each question's stored answer and pending twin ``(id, owner)``, read without lock.
 
         One read per dataset version among ``requests`` (usually one for all). Answers never change once written,
-        so a stored one may be returned at once; a twin is checked by :meth:`_no_live_twin`.
+        so a stored one may be returned at once; a twin is checked by :meth:`_no_live_twin`. The first read also
+        confirms the versions of ``current`` (:func:`versions_statement`), or a read of its own does when there is
+        no request; :class:`StaleVersions` if one is not the current version.
         """
         found: dict[tuple[str, int, str], tuple[ChargeRecord | None, tuple[str, str] | None]] = {}
         keys: dict[tuple[str, int], list[str]] = {}
         for r in requests:
             keys.setdefault((r.dataset.name, r.dataset.version), []).append(r.query_key)
-        for (name, version), wanted in keys.items():
-            unique = sorted(set(wanted))
-            sql = lookup_statement(self.db.backend, len(unique))
-            if self.db.backend == "postgresql":
-                rows = self.db.read(sql, (json.dumps(unique), name, version) * 2)
-            else:
-                rows = self.db.read(sql, (name, version, *unique) * 2)
-            for row in rows:
+        names = sorted(current or {})
+        pg = self.db.backend == "postgresql"
+        reads = [(name, version, sorted(set(wanted))) for (name, version), wanted in keys.items()]
+        if names and not reads:
+            reads = [("", 0, [])]  # the versions only
+        latest: dict[str, int] = {}
+        for j, (name, version, unique) in enumerate(reads):
+            sql: str = ""
+            params: tuple[Any, ...] = ()
+            if unique:
+                sql = lookup_statement(self.db.backend, len(unique))
+                params = (json.dumps(unique), name, version) * 2 if pg else (name, version, *unique) * 2
+            if names and j == 0:
+                sql = (sql + " UNION ALL " if sql else "") + versions_statement(self.db.backend, len(names))
+                params = (*params, json.dumps(names)) if pg else (*params, *names)
+            for row in self.db.read(sql, params):
+                if row[0] == "version":
+                    latest[str(row[1])] = int(row[2])
+                    continue
                 answer, twin = found.get((name, version, str(row[1])), (None, None))
                 if row[0] == "answer":
                     answer = ChargeRecord(*row[2:])
                 else:
                     twin = (str(row[2]), str(row[3]))
                 found[(name, version, str(row[1]))] = (answer, twin)
+            if names and j == 0:
+                stale = [n for n in names if latest.get(n) != current[n]]  # type: ignore[index]
+                if stale:
+                    raise StaleVersions(stale)
         return [found.get((r.dataset.name, r.dataset.version, r.query_key), (None, None)) for r in requests]
 
     def _no_live_twin(self, dataset: DatasetRecord, population: str, row: tuple[str, str]) -> None:

@@ -30,7 +30,7 @@ from sandbox._private.shared.errors import ComputeLimitError, InternalError, San
 from sandbox._private.shared.query import AggregateQuery
 
 from ..disclosure import completed, deferred_inputs, is_deferred
-from ..ledger.ledger import ChargeOutcome, ChargeRecord, ChargeRequest, DatasetRecord
+from ..ledger.ledger import ChargeOutcome, ChargeRecord, ChargeRequest, DatasetRecord, StaleVersions
 from ..ledger.records import EncodedAnswer, Reservation
 from ..service import VaultService, _outcome_payload, outcome_brief, outcome_json
 from ..tokens import TokenInfo
@@ -165,9 +165,23 @@ class ComputeService:
     def _reserve_many(
         self, items: list[_ToReserve]
     ) -> list[tuple[Charge, Reservation | ChargeOutcome] | BaseException]:
-        """Check each request, then reserve those that pass together (:meth:`Ledger.reserve_many`)."""
+        """Check each request, then reserve those that pass together (:meth:`Ledger.reserve_many`).
+
+        The requests are checked against the versions this vault read last, and the ledger confirms those in the
+        statement that looks up the stored answers: one round trip fewer for each batch. Should a new version have
+        been registered, the ledger writes nothing and the batch is checked again against versions read now.
+        """
+        assumed: dict[str, int] = {}
+        try:
+            return self._reserve_checked(items, assumed)
+        except StaleVersions:
+            return self._reserve_checked(items, None)
+
+    def _reserve_checked(
+        self, items: list[_ToReserve], assumed: dict[str, int] | None
+    ) -> list[tuple[Charge, Reservation | ChargeOutcome] | BaseException]:
         checked: list[tuple[Charge, TokenInfo, str | None] | BaseException] = []
-        with self.vault.one_moment():  # each table's current version is read once for all of them
+        with self.vault.one_moment(assumed):  # each table's current version is read once for all of them
             for check, caller, run_id in items:
                 try:
                     checked.append((check(), caller, run_id))
@@ -180,7 +194,8 @@ class ComputeService:
             )
             for c, caller, run_id in (x for x in checked if not isinstance(x, BaseException))
         ]  # fmt: skip
-        reserved = iter(self.vault.ledger.reserve_many(requests))
+        # confirms the assumed versions (StaleVersions if one is not current), even when every check failed
+        reserved = iter(self.vault.ledger.reserve_many(requests, current=assumed))
         out: list[tuple[Charge, Reservation | ChargeOutcome] | BaseException] = []
         for x in checked:
             if isinstance(x, BaseException):
