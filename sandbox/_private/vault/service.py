@@ -182,15 +182,17 @@ class VaultService:
             return {n: self._read_latest(n) for n in names}
         assumed: dict[str, int] | None = self._moment.assumed
         for n in names:
-            if n not in seen:
-                known = self._latest.get(n) if assumed is not None else None
-                if known is None:
-                    seen[n] = self._read_latest(n)
-                else:
-                    seen[n], assumed[n] = known, known.version  # type: ignore[index]
+            if n in seen:
+                continue
+            if assumed is not None and n in self._latest:  # taken as current: the caller has it confirmed
+                seen[n] = self._latest[n]
+                assumed[n] = seen[n].version
+            else:
+                seen[n] = self._read_latest(n)
         return {n: seen[n] for n in names}
 
     def _read_latest(self, name: str) -> DatasetRecord:
+        """Read a table's current version from the ledger, and remember it."""
         record = self.ledger.dataset(name)
         self._latest[name] = record
         return record

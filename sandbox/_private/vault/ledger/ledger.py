@@ -696,7 +696,8 @@ class Ledger(LedgerStore, JournalledCharges):
         keys: dict[tuple[str, int], list[str]] = {}
         for r in requests:
             keys.setdefault((r.dataset.name, r.dataset.version), []).append(r.query_key)
-        names = sorted(current or {})
+        current = current or {}
+        names = sorted(current)
         pg = self.db.backend == "postgresql"
         reads = [(name, version, sorted(set(wanted))) for (name, version), wanted in keys.items()]
         if names and not reads:
@@ -722,7 +723,7 @@ class Ledger(LedgerStore, JournalledCharges):
                     twin = (str(row[2]), str(row[3]))
                 found[(name, version, str(row[1]))] = (answer, twin)
             if names and j == 0:
-                stale = [n for n in names if latest.get(n) != current[n]]  # type: ignore[index]
+                stale = [n for n in names if latest.get(n) != current[n]]
                 if stale:
                     raise StaleVersions(stale)
         return [found.get((r.dataset.name, r.dataset.version, r.query_key), (None, None)) for r in requests]

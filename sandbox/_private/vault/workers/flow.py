@@ -181,7 +181,7 @@ class ComputeService:
         self, items: list[_ToReserve], assumed: dict[str, int] | None
     ) -> list[tuple[Charge, Reservation | ChargeOutcome] | BaseException]:
         checked: list[tuple[Charge, TokenInfo, str | None] | BaseException] = []
-        with self.vault.one_moment(assumed):  # each table's current version is read once for all of them
+        with self.vault.one_moment(assumed):  # each table's version is read (or taken) once for all of them
             for check, caller, run_id in items:
                 try:
                     checked.append((check(), caller, run_id))
