@@ -294,7 +294,7 @@ class Ledger(LedgerStore, JournalledCharges):
         """
         out: list[Reservation | ChargeOutcome | Exception | None] = [None] * len(requests)
         todo: list[tuple[int, Reservation, ChargeRequest]] = []
-        found = self._lookup_many(requests, current or {})
+        found = self._lookup_many(requests, current)
         for i, request in enumerate(requests):
             try:
                 got = self._prepare(request, *found[i])
@@ -701,7 +701,7 @@ class Ledger(LedgerStore, JournalledCharges):
         pg = self.db.backend == "postgresql"
         reads = [(name, version, sorted(set(wanted))) for (name, version), wanted in keys.items()]
         if names and not reads:
-            reads = [("", 0, [])]  # the versions only
+            reads = [("", 0, [])]  # no request: the versions only
         latest: dict[str, int] = {}
         for j, (name, version, unique) in enumerate(reads):
             sql: str = ""
@@ -722,10 +722,9 @@ class Ledger(LedgerStore, JournalledCharges):
                 else:
                     twin = (str(row[2]), str(row[3]))
                 found[(name, version, str(row[1]))] = (answer, twin)
-            if names and j == 0:
-                stale = [n for n in names if latest.get(n) != current[n]]
-                if stale:
-                    raise StaleVersions(stale)
+        stale = [n for n in names if latest.get(n) != current[n]]
+        if stale:
+            raise StaleVersions(stale)
         return [found.get((r.dataset.name, r.dataset.version, r.query_key), (None, None)) for r in requests]
 
     def _no_live_twin(self, dataset: DatasetRecord, population: str, row: tuple[str, str]) -> None:
